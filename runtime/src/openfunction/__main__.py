@@ -1,0 +1,5 @@
+import sys
+
+from openfunction.cli import main
+
+sys.exit(main())

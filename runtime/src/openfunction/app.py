@@ -1,0 +1,218 @@
+"""The ASGI application serving a function over HTTP (OpenFunction's Knative runtime).
+
+A bare ASGI callable rather than a router: one route (`httpPattern`, default `/` which
+matches every path), every method, and nothing else on the request path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import re
+from typing import Any, Awaitable, Callable
+
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import compile_path
+
+from openfunction import cloudevent
+from openfunction.config import FunctionConfig
+from openfunction.invocation import CLOUDEVENT, HTTP, Invocation
+from openfunction.plugins.pipeline import PreHookFailed
+from openfunction.request import Request
+from openfunction.runner import FunctionRunner
+from openfunction.signature import SignatureType
+
+logger = logging.getLogger("openfunction")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+
+
+class FunctionApp:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        runner: FunctionRunner,
+        *,
+        on_startup: list[Hook] | None = None,
+        on_shutdown: list[Hook] | None = None,
+        expose_errors: bool = False,
+    ) -> None:
+        self.config = config
+        self.runner = runner
+        self.signature = runner.function.signature
+        self.on_startup = list(on_startup or [])
+        self.on_shutdown = list(on_shutdown or [])
+        self.expose_errors = expose_errors
+        self._match_all = config.http_pattern == "/"
+        self._path_regex: re.Pattern[str] | None = None
+        if not self._match_all:
+            self._path_regex, _, _ = compile_path(config.http_pattern)
+        self._ids = itertools.count(1)
+        self._id_prefix = f"{os.getpid():x}-"
+        if self.signature is SignatureType.CLOUDEVENT:
+            self._handle = self._handle_cloudevent
+        elif self.signature is SignatureType.OPENFUNCTION:
+            self._handle = self._handle_openfunction
+        else:
+            self._handle = self._handle_http
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if self._match_all:
+                await self._handle(scope, receive, send)
+                return
+            match = self._path_regex.match(scope["path"])  # type: ignore[union-attr]
+            if match is None:
+                await PlainTextResponse("Not Found", 404)(scope, receive, send)
+                return
+            scope["path_params"] = match.groupdict()
+            await self._handle(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    def _request_id(self, scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                return value.decode("latin-1")
+        return f"{self._id_prefix}{next(self._ids)}"
+
+    async def _handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if not self.runner.function.is_async:
+            await request.body()
+        invocation = Invocation(
+            self.config, HTTP, request=request, request_id=self._request_id(scope)
+        )
+        await self.runner.run(invocation)
+        await self._respond(invocation, scope, receive, send)
+
+    async def _handle_cloudevent(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        body = await request.body()
+        try:
+            event = cloudevent.parse(request.headers, body)
+        except cloudevent.InvalidCloudEvent as exc:
+            await PlainTextResponse(f"Bad Request: not a valid CloudEvent: {exc}\n", 400)(
+                scope, receive, send
+            )
+            return
+        invocation = Invocation(
+            self.config,
+            CLOUDEVENT,
+            request=request,
+            event=event,
+            data=event.data,
+            request_id=self._request_id(scope),
+        )
+        await self.runner.run(invocation)
+        await self._respond(invocation, scope, receive, send)
+
+    async def _handle_openfunction(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        body = await request.body()
+        headers = request.headers
+        event = None
+        trigger = HTTP
+        if cloudevent.is_cloudevent(headers):
+            try:
+                event = cloudevent.parse(headers, body)
+            except cloudevent.InvalidCloudEvent as exc:
+                await PlainTextResponse(f"Bad Request: not a valid CloudEvent: {exc}\n", 400)(
+                    scope, receive, send
+                )
+                return
+            data = decode_data(event.data, event.get("datacontenttype") or "")
+            trigger = CLOUDEVENT
+        else:
+            try:
+                data = decode_data(body, headers.get("content-type", ""))
+            except ValueError as exc:
+                await PlainTextResponse(f"Bad Request: body is not valid JSON: {exc}\n", 400)(
+                    scope, receive, send
+                )
+                return
+        invocation = Invocation(
+            self.config,
+            trigger,
+            request=request,
+            event=event,
+            data=data,
+            request_id=self._request_id(scope),
+        )
+        await self.runner.run(invocation)
+        await self._respond(invocation, scope, receive, send)
+
+    async def _respond(self, invocation: Invocation, scope: Scope, receive: Receive, send: Send) -> None:
+        response = invocation.response
+        if invocation.error is not None or response is None:
+            response = self._error_response(invocation)
+        await response(scope, receive, send)
+
+    def _error_response(self, invocation: Invocation) -> Response:
+        error = invocation.error
+        if isinstance(error, PreHookFailed):
+            text = f"Internal Server Error: {error}"
+        elif self.expose_errors and error is not None:
+            text = f"Internal Server Error: {type(error).__name__}: {error}"
+        else:
+            text = "Internal Server Error: the function raised an exception"
+        return PlainTextResponse(
+            f"{text} (request id {invocation.request_id})\n",
+            500,
+            headers={"x-request-id": invocation.request_id},
+        )
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        await hook()
+                except BaseException as exc:
+                    logger.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    try:
+                        await hook()
+                    except Exception:  # noqa: BLE001
+                        logger.exception("shutdown hook failed")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def decode_data(body: Any, content_type: str) -> Any:
+    """What an OpenFunction-signature function receives as `data`.
+
+    JSON bodies are decoded; `text/*` becomes `str`; anything else stays `bytes`;
+    an empty body is None.
+    """
+    if body is None:
+        return None
+    if not isinstance(body, (bytes, bytearray)):
+        return body  # the CloudEvents SDK already decoded it
+    if not body:
+        return None
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if "json" in ctype:
+        return json.loads(body)
+    if ctype.startswith("text/"):
+        return body.decode(errors="replace")
+    if not ctype:
+        try:
+            return json.loads(body)
+        except ValueError:
+            return bytes(body)
+    return bytes(body)
+

@@ -1,0 +1,55 @@
+"""CloudEvents over HTTP (binary and structured content modes).
+
+The `cloudevents` SDK is imported on first use only: a plain HTTP function never pays for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+_sdk: Any = None
+
+
+def _load() -> Any:
+    global _sdk
+    if _sdk is None:
+        try:
+            from cloudevents.v1 import http as sdk  # cloudevents 2.x
+        except ImportError:
+            from cloudevents import http as sdk  # type: ignore[no-redef]  # cloudevents 1.x
+        _sdk = sdk
+    return _sdk
+
+
+class InvalidCloudEvent(ValueError):
+    pass
+
+
+def is_cloudevent(headers: Mapping[str, str]) -> bool:
+    return "ce-specversion" in headers or headers.get("content-type", "").startswith(
+        "application/cloudevents"
+    )
+
+
+def parse(headers: Mapping[str, str], body: bytes) -> Any:
+    """Decode a CloudEvent from an HTTP request, or raise `InvalidCloudEvent` with the reason."""
+    sdk = _load()
+    try:
+        return sdk.from_http(dict(headers), body)
+    except Exception as exc:  # the SDK raises several unrelated types
+        reason = str(exc) or type(exc).__name__
+        raise InvalidCloudEvent(reason) from None
+
+
+def cloudevent_class() -> Any:
+    return _load().CloudEvent
+
+
+def to_binary(event: Any) -> tuple[dict[str, str], bytes]:
+    headers, body = _load().to_binary(event)
+    return dict(headers), body if isinstance(body, bytes) else (body or b"")
+
+
+def to_structured(event: Any) -> tuple[dict[str, str], bytes]:
+    headers, body = _load().to_structured(event)
+    return dict(headers), body

@@ -1,0 +1,77 @@
+"""Serve the ASGI app with uvicorn (uvloop + httptools when installed).
+
+The listening socket is bound here first, so a port already in use is reported as a
+clear start-up error. On SIGTERM uvicorn stops accepting, lets in-flight requests finish
+within the grace period, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import logging
+import socket
+from typing import Any
+
+from openfunction.errors import ServeError
+
+logger = logging.getLogger("openfunction")
+
+DEFAULT_GRACE_PERIOD = 30.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"port {port} is already in use",
+                f"another process listens on {host}:{port}.",
+                "stop it, or choose another port with --port / PORT",
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ServeError(
+                f"not allowed to listen on port {port}",
+                "ports below 1024 need extra privileges.",
+                "use a port above 1024 with --port / PORT (8080 is the default)",
+            ) from None
+        raise ServeError(f"cannot listen on {host}:{port}", str(exc),
+                         "check --host / HOST and --port / PORT") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def event_loop_name() -> str:
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
+
+def http_protocol_name() -> str:
+    return "httptools" if importlib.util.find_spec("httptools") else "h11"
+
+
+def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str) -> None:
+    import uvicorn
+
+    sock = bind_socket(host, port)
+    config = uvicorn.Config(
+        app,
+        loop=event_loop_name(),
+        http=http_protocol_name(),
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level=log_level.lower(),
+        timeout_graceful_shutdown=grace_period,
+        server_header=False,
+        date_header=True,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if server.started is False and not getattr(server, "should_exit", False):
+        raise ServeError("the server did not start", "see the log above.", "")

@@ -1,0 +1,69 @@
+"""Signature types, and the decorators that declare them on a function.
+
+    import openfunction
+
+    @openfunction.http
+    def hello(request): ...
+
+    @openfunction.cloud_event
+    def on_event(event): ...
+
+    @openfunction.function
+    def handler(ctx, data): ...
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+_ATTRIBUTE = "__openfunction_signature__"
+
+
+class SignatureType(str, Enum):
+    HTTP = "http"
+    CLOUDEVENT = "cloudevent"
+    OPENFUNCTION = "openfunction"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, text: str) -> "SignatureType":
+        value = text.strip().lower().replace("_", "").replace("-", "")
+        aliases = {"http": cls.HTTP, "cloudevent": cls.CLOUDEVENT, "event": cls.CLOUDEVENT,
+                   "openfunction": cls.OPENFUNCTION, "function": cls.OPENFUNCTION}
+        try:
+            return aliases[value]
+        except KeyError:
+            raise ValueError(text) from None
+
+
+def _declare(signature: SignatureType) -> Callable[[F], F]:
+    def decorator(func: F) -> F:
+        setattr(func, _ATTRIBUTE, signature)
+        return func
+
+    return decorator
+
+
+def http(func: F) -> F:
+    """Serve `func(request)` for plain HTTP requests."""
+    return _declare(SignatureType.HTTP)(func)
+
+
+def cloud_event(func: F) -> F:
+    """Serve `func(event)` for CloudEvents (binary or structured mode)."""
+    return _declare(SignatureType.CLOUDEVENT)(func)
+
+
+def function(func: F) -> F:
+    """Serve `func(ctx, data)`: the OpenFunction signature (sync HTTP or async Dapr events)."""
+    return _declare(SignatureType.OPENFUNCTION)(func)
+
+
+def declared_signature(func: object) -> SignatureType | None:
+    value = getattr(func, _ATTRIBUTE, None)
+    return value if isinstance(value, SignatureType) else None
