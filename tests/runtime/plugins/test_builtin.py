@@ -1,0 +1,39 @@
+import asyncio
+import logging
+
+from openfunction.config import FunctionConfig
+from openfunction.invocation import HTTP, Invocation
+from openfunction.plugins import Pipeline
+from openfunction.plugins.builtin import InvocationCounter, InvocationLogger
+
+
+def invoke(pipeline, fail=False):
+    inv = Invocation(FunctionConfig(name="fn"), HTTP, request_id="r1")
+
+    async def call(i):
+        i.status_code = 500 if fail else 200
+        if fail:
+            i.error = RuntimeError("x")
+
+    asyncio.run(pipeline.run(inv, call))
+    return inv
+
+
+def test_counter_counts_invocations_and_errors():
+    counter = InvocationCounter()
+    pipeline = Pipeline([counter], [counter])
+    invoke(pipeline)
+    invoke(pipeline, fail=True)
+    invoke(pipeline)
+    assert counter.get("invocations") == 3
+    assert counter.get("errors") == 1
+    assert counter.get("in_flight") == 0
+
+
+def test_logger_logs_outcome_and_duration(caplog):
+    logger = InvocationLogger()
+    with caplog.at_level(logging.INFO, logger="openfunction.invocations"):
+        invoke(Pipeline([logger], [logger]), fail=True)
+    line = caplog.records[-1].getMessage()
+    assert "function=fn" in line and "outcome=error" in line and "status=500" in line
+    assert "duration_ms=" in line and "request_id=r1" in line and "error=RuntimeError" in line
