@@ -92,6 +92,6 @@ tar --numeric-owner --xattrs -C "$rootfs" -c . | docker import \
   --change 'ENV LANG=C.UTF-8' \
   --change 'CMD ["/bin/bash"]' \
   --change "LABEL org.openfunction.stack.recipe=$recipe" \
-  --change "LABEL org.opencontainers.image.description=Debian $suite minbase from $MIRROR" \
+  --change "LABEL org.opencontainers.image.description=\"Debian $suite minbase from $MIRROR\"" \
   - "$image" >/dev/null
 echo "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"

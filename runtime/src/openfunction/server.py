@@ -7,11 +7,12 @@ within the grace period, and the process exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import logging
 import socket
-from typing import Any
+from typing import Any, Iterator
 
 from openfunction.errors import ServeError
 
@@ -55,6 +56,25 @@ def http_protocol_name() -> str:
     return "httptools" if importlib.util.find_spec("httptools") else "h11"
 
 
+def _graceful_server_class() -> Any:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises a caught SIGTERM after draining; a drained function exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    if self._captured_signals:
+                        logger.info("stopped after finishing in-flight requests")
+                    self._captured_signals.clear()
+
+    return GracefulServer
+
+
 def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str) -> None:
     import uvicorn
 
@@ -71,7 +91,7 @@ def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str
         server_header=False,
         date_header=True,
     )
-    server = uvicorn.Server(config)
+    server = _graceful_server_class()(config)
     server.run(sockets=[sock])
     if server.started is False and not getattr(server, "should_exit", False):
         raise ServeError("the server did not start", "see the log above.", "")
