@@ -47,12 +47,21 @@ $(VENV)/.ok: runtime/pyproject.toml tests/requirements.txt
 
 venv: $(VENV)/.ok
 
+# stablecomponents: cron, redis (bindings, pubsub, state), pubsub.mqtt3, in-memory, ...
+# (allcomponents also pulls in the kitex binding, whose pinned dependencies do not build
+# with current Go; MQTT is covered by pubsub.mqtt3.)
 $(DAPRD):
 	tools/build-go-tool.sh github.com/dapr/dapr v$(DAPR_VERSION) $(dir $(DAPRD)) \
-	  github.com/dapr/dapr/cmd/daprd=daprd -- -tags allcomponents -ldflags "-s -w"
+	  github.com/dapr/dapr/cmd/daprd=daprd -- -tags stablecomponents -ldflags "-s -w"
 
 daprd: $(DAPRD)
 
 test-unit: venv
 	$(VPY) -m pytest -q tests -m "not integration and not e2e"
+
+# The whole suite: unit and contract tests, then the integration tier against the real
+# server process, daprd, Redis, Mosquitto, the SkyWalking/OTLP protocol peers, and the
+# end-to-end tier with pack, the lifecycle and the Docker engine.
+test: system venv daprd e2e-prereqs
+	$(VPY) -m pytest -q -ra tests
 
