@@ -177,3 +177,26 @@ def test_port_in_use(source):
         out = run_cli(["--source", str(source), "--target", "hello", "--host", "127.0.0.1",
                        "--port", str(port)])
     assert out.returncode != 0 and f"port {port} is already in use" in out.stderr
+
+
+def test_debug_reloads_on_code_change(tmp_path):
+    src = tmp_path / "main.py"
+    src.write_text("def f(request):\n    return 'v1'\n")
+    with run_function(src, "f", args=["--debug"]) as fn:
+        deadline = time.monotonic() + 20
+        text = ""
+        while time.monotonic() < deadline and text != "v1":
+            try:
+                text = httpx.get(fn.url, timeout=1).text
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert text == "v1"
+        src.write_text("def f(request):\n    return 'v2'\n")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and text != "v2":
+            time.sleep(0.2)
+            try:
+                text = httpx.get(fn.url, timeout=1).text
+            except httpx.HTTPError:
+                pass
+        assert text == "v2"
