@@ -13,17 +13,19 @@ Each name is looked up, in this order:
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import inspect
 import logging
 import pkgutil
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from openfunction.errors import PluginError
 from openfunction.loader import user_traceback
 from openfunction.plugins.base import Plugin
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 logger = logging.getLogger("openfunction.plugins")
 
@@ -41,7 +43,7 @@ class PluginResolver:
     def __init__(self, source_dir: Path | None = None) -> None:
         self.source_dir = source_dir
         self._cache: dict[str, Plugin] = {}
-        self._entry_points: dict[str, importlib.metadata.EntryPoint] | None = None
+        self._entry_points: dict[str, EntryPoint] | None = None
 
     def resolve_all(self, names: Iterable[str], listing: str) -> list[Plugin]:
         """Resolve a list, dropping repeated names (with a warning)."""
@@ -95,9 +97,11 @@ class PluginResolver:
                 names.add(info.name)
         return sorted(names)
 
-    def _entry_point_map(self) -> dict[str, importlib.metadata.EntryPoint]:
+    def _entry_point_map(self) -> dict[str, EntryPoint]:
         if self._entry_points is None:
-            eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            from importlib import metadata  # costly to import; only when a name needs it
+
+            eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
             self._entry_points = {ep.name: ep for ep in eps}
         return self._entry_points
 
