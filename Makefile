@@ -65,3 +65,84 @@ test-unit: venv
 test: system venv daprd e2e-prereqs
 	$(VPY) -m pytest -q -ra tests
 
+
+# ---------------------------------------------------------------------------------------
+# Buildpack, stacks and builder: tools, wheels, stacks, builder, demo, e2e-prereqs.
+#
+#   make builder                       pack, lifecycle, stack images, wheelhouse, builder image
+#   make demo                          ... then pack build samples/hello, run it and curl it
+#   make stacks BASE_IMAGE=debian:bookworm-slim   stacks from a registry base, no debootstrap
+#
+# Each step is cached: tools by stamp files, the debootstrap base and the builder by an
+# image label holding a hash of their inputs, stack images by Docker's build cache, the
+# wheelhouse by a stamp keyed on the runtime's sources.
+
+UV_VERSION ?= 0.13.9
+BASE_IMAGE ?=
+DEBOOTSTRAP_IMAGE ?= openfunction/debian-base:bookworm
+STACK_BASE_IMAGE ?= openfunction/python-stack-base:bookworm
+BUILD_IMAGE ?= openfunction/python-build:bookworm
+RUN_IMAGE ?= openfunction/python-run:bookworm
+BUILDER_IMAGE ?= openfunction/builder-python:latest
+SAMPLE_IMAGE ?= ofn-sample/hello:latest
+DEMO_PORT ?= 8080
+WHEELHOUSE_DIR := $(OFN_CACHE)/wheelhouse
+LIFECYCLE := $(LIFECYCLE_DIR)/lifecycle
+LIFECYCLE_MODULE_DIR = $(shell go env GOMODCACHE)/github.com/buildpacks/lifecycle@v$(LIFECYCLE_VERSION)
+# CA bundle trusted while building wheels (a TLS-intercepting proxy's CA, if any)
+HOST_CA_BUNDLE ?= $(firstword $(wildcard $(PIP_CERT) /etc/ssl/certs/ca-certificates.crt))
+PACK_BUILD_FLAGS := --builder $(BUILDER_IMAGE) --trust-builder --pull-policy never --network host
+
+export OFN_BUILDER_IMAGE := $(BUILDER_IMAGE)
+export OFN_RUN_IMAGE := $(RUN_IMAGE)
+# a stable key makes pack reuse its cache volumes across builds
+export PACK_VOLUME_KEY ?= ofn-python
+
+.PHONY: tools pack lifecycle wheels stacks base-image buildpack builder e2e-prereqs demo
+
+$(PACK):
+	tools/build-go-tool.sh github.com/buildpacks/pack v$(PACK_VERSION) $(OFN_CACHE)/bin/pack-v$(PACK_VERSION) \
+	  github.com/buildpacks/pack=pack -- -ldflags "-s -w -X github.com/buildpacks/pack/pkg/client.Version=$(PACK_VERSION)"
+
+$(LIFECYCLE):
+	tools/build-go-tool.sh github.com/buildpacks/lifecycle v$(LIFECYCLE_VERSION) $(LIFECYCLE_DIR) \
+	  github.com/buildpacks/lifecycle/cmd/lifecycle=lifecycle github.com/buildpacks/lifecycle/cmd/launcher=launcher \
+	  -- -ldflags "-s -w -X github.com/buildpacks/lifecycle/cmd.Version=$(LIFECYCLE_VERSION)"
+
+pack: $(PACK)
+lifecycle: $(LIFECYCLE)
+tools: pack lifecycle
+
+base-image:
+	@if [ -z "$(BASE_IMAGE)" ]; then stacks/make-base.sh $(DEBOOTSTRAP_IMAGE); fi
+
+stacks: base-image
+	DOCKER_BUILDKIT=0 docker build -q --network host --build-arg BASE_IMAGE=$(or $(BASE_IMAGE),$(DEBOOTSTRAP_IMAGE)) \
+	  -t $(STACK_BASE_IMAGE) stacks/base >/dev/null
+	DOCKER_BUILDKIT=0 docker build -q --network host --build-arg STACK_BASE=$(STACK_BASE_IMAGE) -t $(BUILD_IMAGE) stacks/build >/dev/null
+	DOCKER_BUILDKIT=0 docker build -q --network host --build-arg STACK_BASE=$(STACK_BASE_IMAGE) -t $(RUN_IMAGE) stacks/run >/dev/null
+	@docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^($(BUILD_IMAGE)|$(RUN_IMAGE)) '
+
+# wheels for runtime[all] (and uv), built in the build image so the ABI matches
+wheels: stacks
+	HOST_CA_BUNDLE=$(HOST_CA_BUNDLE) stacks/build-wheelhouse.sh $(BUILD_IMAGE) runtime $(WHEELHOUSE_DIR) $(UV_VERSION)
+
+# out/buildpack (what pack packages) and out/lifecycle.tgz (builder.toml's [lifecycle])
+buildpack: wheels lifecycle
+	stacks/stage-buildpack.sh . $(WHEELHOUSE_DIR)/wheels out/buildpack
+	stacks/make-lifecycle-tgz.sh $(LIFECYCLE_DIR) $(LIFECYCLE_VERSION) $(LIFECYCLE_MODULE_DIR) out/lifecycle.tgz
+
+builder: pack stacks buildpack
+	stacks/make-builder.sh $(PACK) $(BUILDER_IMAGE) builder.toml $(BUILD_IMAGE) $(RUN_IMAGE)
+
+e2e-prereqs: tools stacks builder
+
+demo: builder
+	$(PACK) build $(SAMPLE_IMAGE) --path samples/hello $(PACK_BUILD_FLAGS)
+	@name=ofn-demo-$$$$; \
+	docker run -d --rm --name $$name --network host -e PORT=$(DEMO_PORT) $(SAMPLE_IMAGE) >/dev/null; \
+	trap 'docker stop -t 2 '$$name' >/dev/null 2>&1 || true' EXIT; \
+	for _ in $$(seq 1 50); do curl -fsS -o /dev/null http://127.0.0.1:$(DEMO_PORT)/ 2>/dev/null && break; sleep 0.2; done; \
+	echo "GET http://127.0.0.1:$(DEMO_PORT)/ ->"; \
+	curl -fsS http://127.0.0.1:$(DEMO_PORT)/ || { docker logs $$name; exit 1; }; \
+	echo "image $(SAMPLE_IMAGE): $$(docker image inspect -f '{{.Size}}' $(SAMPLE_IMAGE) | awk '{printf "%.0f MB", $$1/1e6}')"

@@ -83,9 +83,9 @@ def _merged_env(environ: Mapping[str, str], platform_dir: Path) -> dict[str, str
 
 def _arg_or_env(argv: Sequence[str], index: int, environ: Mapping[str, str], name: str) -> Path:
     if environ.get(name):
-        return Path(environ[name])
+        return Path(environ[name]).absolute()
     if len(argv) > index:
-        return Path(argv[index])
+        return Path(argv[index]).absolute()
     raise SystemExit(f"error: {name} is not set and no argument {index} was given; run me from the CNB lifecycle")
 
 
@@ -158,7 +158,7 @@ class BuildContext:
 
 def _buildpack_dir(environ: Mapping[str, str]) -> Path:
     if environ.get("CNB_BUILDPACK_DIR"):
-        return Path(environ["CNB_BUILDPACK_DIR"])
+        return Path(environ["CNB_BUILDPACK_DIR"]).absolute()
     return Path(__file__).resolve().parent.parent
 
 

@@ -24,6 +24,7 @@ from openfunction.context import NoSidecarSender, Services
 from openfunction.errors import ConfigError, FrameworkError, PluginError
 from openfunction.loader import DEFAULT_SOURCE, LoadedFunction, load_function
 from openfunction.logs import configure_logging
+from openfunction.metrics import enable_metrics, metrics_port
 from openfunction.plugins import build_pipeline
 from openfunction.plugins.pipeline import Pipeline
 from openfunction.runner import FunctionRunner
@@ -260,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         for line in describe(fn, options.host).splitlines():
             logger.info(line)
+        if options.debug and metrics_port(environ):
+            logger.warning("METRICS_PORT is ignored with --debug (reloads run in other processes)")
+        elif not options.debug:
+            enable_metrics(fn.runner, fn.config, options.host, environ)
         if fn.config.runtime is Runtime.ASYNC:
             from openfunction.dapr.server import serve_async
 

@@ -1,0 +1,341 @@
+"""Helpers shared by the benchmarks: servers, wrk, CPU pinning, medians, markdown.
+
+Every server is started in its own process group, pinned to one CPU with `taskset`,
+and is stopped (SIGTERM, then SIGKILL) when its `with` block ends, when the script
+exits, and on Ctrl-C / SIGTERM. Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+FIXTURES = BENCH / "fixtures"
+OUT = BENCH / "out"
+LOGS = OUT / "logs"
+VENV = REPO / ".venv"
+VENV_BIN = VENV / "bin"
+HOST = "127.0.0.1"
+
+# Variables of the parent environment that would change how a server starts.
+_SCRUB = (
+    "FUNC_CONTEXT", "CONTEXT_MODE", "FUNCTION_TARGET", "FUNCTION_SOURCE",
+    "FUNCTION_SIGNATURE_TYPE", "FUNC_NAME", "FUNC_SRC", "FUNC_SIGNATURE_TYPE", "HOST", "PORT",
+    "DEBUG", "DRY_RUN", "LOG_LEVEL", "METRICS_PORT", "FUNCTION_THREADS", "PYTHONPATH",
+    "WORKERS", "THREADS", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME",
+)
+
+
+# --------------------------------------------------------------------------- CPUs
+
+
+def pick_cpus(server_cpu: int | None, client_cpu: int | None) -> tuple[int, int]:
+    """The CPU the server runs on and the one wrk (and this script) run on."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        raise SystemExit("these benchmarks need at least 2 CPUs (server and wrk on separate ones)")
+    server = available[0] if server_cpu is None else server_cpu
+    client = next(c for c in available if c != server) if client_cpu is None else client_cpu
+    if server == client:
+        raise SystemExit("--server-cpu and --client-cpu must differ")
+    return server, client
+
+
+def pin_self(cpu: int) -> None:
+    """Keep this script (the poller, the parser) off the server's CPU."""
+    os.sched_setaffinity(0, {cpu})
+
+
+def require_tools(*names: str) -> None:
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        raise SystemExit(f"missing tools: {', '.join(missing)} (apt-get install {' '.join(missing)})")
+
+
+# ------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+_LIVE: dict[int, "Server"] = {}
+
+
+def _stop_all() -> None:
+    for server in list(_LIVE.values()):
+        server.stop()
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    _stop_all()
+    raise SystemExit(128 + signum)
+
+
+atexit.register(_stop_all)
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGHUP, _on_signal)
+
+
+def http_get_status(port: int, path: str = "/", timeout: float = 1.0) -> int | None:
+    """Status code of one GET, or None when nothing answers yet."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+    except OSError:
+        return None
+    parts = data.split(b"\r\n", 1)[0].split()
+    try:
+        return int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+@dataclass
+class Server:
+    """One server process: `argv` run pinned to `cpu`, answering on `port`."""
+
+    name: str
+    argv: Sequence[str]
+    port: int
+    cpu: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+    startup_timeout: float = 30.0
+    proc: subprocess.Popen[bytes] | None = None
+    cold_start: float | None = None
+    log_path: Path | None = None
+
+    def start(self) -> float:
+        """Spawn and wait for the first 200 on `/`; return the seconds that took."""
+        LOGS.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-")
+        self.log_path = LOGS / f"{slug}.log"
+        log = open(self.log_path, "wb")
+        try:
+            t0 = time.perf_counter()
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", str(self.cpu), *self.argv],
+                env=clean_env(self.env),
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        _LIVE[self.proc.pid] = self
+        deadline = t0 + self.startup_timeout
+        while True:
+            status = http_get_status(self.port, timeout=0.5)
+            if status == 200:
+                self.cold_start = time.perf_counter() - t0
+                return self.cold_start
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
+                                   f"see {self.log_path}:\n{self._tail()}")
+            if status is not None:
+                self.stop()
+                raise RuntimeError(f"{self.name} answered {status} on /; see {self.log_path}")
+            if time.perf_counter() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not answer within {self.startup_timeout}s; "
+                                   f"see {self.log_path}:\n{self._tail()}")
+            time.sleep(0.002)
+
+    def _tail(self) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])  # type: ignore[union-attr]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        _LIVE.pop(proc.pid, None)
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        # whatever is left of the group (gunicorn workers, a stuck process)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if proc.poll() is None:
+            proc.wait(timeout=10)
+        self.proc = None
+
+    def __enter__(self) -> "Server":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ----------------------------------------------------------------------------- wrk
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int  # socket errors + non-2xx/3xx answers
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _to_ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    total = re.search(r"(\d+) requests in", output)
+    if not (rps and p50 and p99 and total):
+        raise ValueError(f"cannot parse wrk output:\n{output}")
+    errors = 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if sock:
+        errors += sum(int(g) for g in sock.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    return WrkResult(float(rps.group(1)), _to_ms(p50.group(1)), _to_ms(p99.group(1)),
+                     int(total.group(1)), errors)
+
+
+def wrk(port: int, *, connections: int, duration: float, cpu: int, path: str = "/") -> WrkResult:
+    seconds = max(1, round(duration))
+    argv = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+            "--latency", "--timeout", "5s", f"http://{HOST}:{port}{path}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
+    result = parse_wrk(proc.stdout)
+    if result.errors:
+        raise RuntimeError(f"wrk saw {result.errors} errors against port {port}:\n{proc.stdout}")
+    return result
+
+
+# ------------------------------------------------------------------ numbers, tables
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def fmt_rps(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def fmt_ms(v: float) -> str:
+    return f"{v:.3f} ms"
+
+
+def fmt_ratio(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def package_version(python: Path, *names: str) -> dict[str, str]:
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {}\n"
+        "for n in sys.argv[1:]:\n"
+        "    try: out[n] = m.version(n)\n"
+        "    except m.PackageNotFoundError: out[n] = '-'\n"
+        "print(json.dumps(out))\n"
+    )
+    import json
+
+    proc = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        return {n: "?" for n in names}
+
+
+def machine_summary(server_cpu: int, client_cpu: int) -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    wrk_version = ""
+    try:
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+        wrk_version = out.split("Copyright")[0].strip()
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs ({model or platform.machine()}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}, {wrk_version}; server on CPU {server_cpu}, "
+        f"wrk on CPU {client_cpu}, loopback"
+    )
+
+
+def write_results(path: Path, text: str) -> None:
+    path.write_text(text if text.endswith("\n") else text + "\n")
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,270 @@
+"""One gRPC connection to the Dapr sidecar, shared by every send and state call.
+
+The connection is made on first use (`ensure`) on the running event loop and reused
+until shutdown. Every wait is bounded: connecting by `DAPR_CONNECT_TIMEOUT`, each call by
+`DAPR_API_TIMEOUT_SECONDS`. A sidecar that cannot be reached raises
+`DaprUnavailableError` naming `DAPR_HOST` / `DAPR_GRPC_PORT`; an error answered by the
+sidecar (unknown component, bad metadata...) raises `OutputError` with its message.
+
+Only the protobuf modules of the calls made here are imported (bindings, pub/sub,
+state), not the whole Dapr client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from openfunction.config import DaprEndpoint
+from openfunction.errors import ConfigError, DaprUnavailableError, OutputError
+
+if TYPE_CHECKING:
+    import grpc.aio
+
+logger = logging.getLogger("openfunction.dapr")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DaprSettings:
+    """How to reach the sidecar: the endpoint plus timeouts and token from the environment."""
+
+    endpoint: DaprEndpoint
+    connect_timeout: float = 5.0
+    """`DAPR_CONNECT_TIMEOUT`: seconds a send waits for a connection to the sidecar."""
+    api_timeout: float = 60.0
+    """`DAPR_API_TIMEOUT_SECONDS`: seconds one call to the sidecar may take."""
+    health_timeout: float = 60.0
+    """`DAPR_HEALTH_TIMEOUT`: seconds the Async runtime waits for the sidecar at start-up."""
+    api_token: str = ""
+    """`DAPR_API_TOKEN`: sent as `dapr-api-token` when the sidecar requires it."""
+
+    @classmethod
+    def from_env(cls, endpoint: DaprEndpoint, environ: Mapping[str, str]) -> "DaprSettings":
+        def seconds(name: str, default: float) -> float:
+            text = environ.get(name, "").strip()
+            if not text:
+                return default
+            try:
+                value = float(text)
+                if value <= 0:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(
+                    f"{name} is invalid: {text!r}",
+                    "it is a number of seconds greater than 0.",
+                    f"set {name} to e.g. {default:g}, or unset it",
+                ) from None
+            return value
+
+        return cls(
+            endpoint=endpoint,
+            connect_timeout=seconds("DAPR_CONNECT_TIMEOUT", cls.connect_timeout),
+            api_timeout=seconds("DAPR_API_TIMEOUT_SECONDS", cls.api_timeout),
+            health_timeout=seconds("DAPR_HEALTH_TIMEOUT", cls.health_timeout),
+            api_token=environ.get("DAPR_API_TOKEN", ""),
+        )
+
+    def unreachable(self, title: str, detail: str) -> DaprUnavailableError:
+        where = self.endpoint.grpc_address
+        return DaprUnavailableError(
+            title,
+            f"{detail} The sidecar's gRPC API is expected at {where} "
+            f"(DAPR_HOST={self.endpoint.host}, DAPR_GRPC_PORT={self.endpoint.grpc_port}).",
+            "run the function with a Dapr sidecar (OpenFunction injects one when the function "
+            "has inputs, outputs or states); locally start `daprd` and set DAPR_HOST and "
+            "DAPR_GRPC_PORT to its address",
+        )
+
+
+class DaprConnection:
+    """A lazily opened `grpc.aio` channel to the sidecar's Dapr API."""
+
+    def __init__(self, settings: DaprSettings) -> None:
+        self.settings = settings
+        self._channel: "grpc.aio.Channel | None" = None
+        self._calls: dict[str, Any] = {}
+        self._lock: asyncio.Lock | None = None
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("dapr-api-token", settings.api_token),) if settings.api_token else ()
+        )
+        self._pb: dict[str, Any] = {}
+
+    @property
+    def connected(self) -> bool:
+        return self._channel is not None
+
+    async def ensure(self) -> None:
+        """Open the channel and wait (bounded) until the sidecar accepts connections."""
+        if self._channel is not None:
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._channel is not None:
+                return
+            import grpc
+            import grpc.aio
+
+            channel = grpc.aio.insecure_channel(
+                self.settings.endpoint.grpc_address,
+                options=[
+                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ],
+            )
+            timeout = self.settings.connect_timeout
+            try:
+                await asyncio.wait_for(channel.channel_ready(), timeout)
+            except asyncio.TimeoutError:
+                await channel.close()
+                raise self.settings.unreachable(
+                    "no Dapr sidecar is reachable",
+                    f"nothing answered within {timeout:g}s (DAPR_CONNECT_TIMEOUT).",
+                ) from None
+            self._bind(channel)
+            self._channel = channel
+            logger.debug("connected to the Dapr sidecar at %s", self.settings.endpoint.grpc_address)
+
+    def _bind(self, channel: "grpc.aio.Channel") -> None:
+        from dapr.proto.runtime.v1 import binding_pb2, pubsub_pb2, state_pb2
+        from google.protobuf import empty_pb2
+
+        def method(name: str, request: Any, response: Any) -> Any:
+            return channel.unary_unary(
+                f"/dapr.proto.runtime.v1.Dapr/{name}",
+                request_serializer=request.SerializeToString,
+                response_deserializer=response.FromString,
+            )
+
+        empty = empty_pb2.Empty
+        self._pb = {"binding": binding_pb2, "pubsub": pubsub_pb2, "state": state_pb2}
+        self._calls = {
+            "InvokeBinding": method(
+                "InvokeBinding", binding_pb2.InvokeBindingRequest, binding_pb2.InvokeBindingResponse),
+            "PublishEvent": method("PublishEvent", pubsub_pb2.PublishEventRequest, empty),
+            "GetState": method("GetState", state_pb2.GetStateRequest, state_pb2.GetStateResponse),
+            "SaveState": method("SaveState", state_pb2.SaveStateRequest, empty),
+            "DeleteState": method("DeleteState", state_pb2.DeleteStateRequest, empty),
+        }
+
+    async def _call(self, name: str, request: Any, what: str) -> Any:
+        import grpc
+
+        try:
+            return await self._calls[name](
+                request, timeout=self.settings.api_timeout, metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code is grpc.StatusCode.UNAVAILABLE:
+                raise self.settings.unreachable(
+                    f"{what} failed: the Dapr sidecar is unavailable", f"{exc.details()}."
+                ) from None
+            if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise self.settings.unreachable(
+                    f"{what} timed out",
+                    f"the sidecar did not answer within {self.settings.api_timeout:g}s "
+                    "(DAPR_API_TIMEOUT_SECONDS).",
+                ) from None
+            raise OutputError(
+                f"{what} failed",
+                f"the Dapr sidecar answered {code.name}: {exc.details()}",
+                "check that the component exists in the sidecar (its name and type match "
+                "FUNC_CONTEXT) and that its metadata is complete",
+            ) from None
+
+    # -------------------------------------------------------------- calls
+
+    async def invoke_binding(
+        self, name: str, operation: str, data: bytes, metadata: Mapping[str, str]
+    ) -> bytes:
+        await self.ensure()
+        request = self._pb["binding"].InvokeBindingRequest(
+            name=name, operation=operation, data=data, metadata=dict(metadata)
+        )
+        response = await self._call("InvokeBinding", request, f"invoking binding {name!r}")
+        return bytes(response.data)
+
+    async def publish_event(
+        self, pubsub: str, topic: str, data: bytes, content_type: str, metadata: Mapping[str, str]
+    ) -> None:
+        await self.ensure()
+        request = self._pb["pubsub"].PublishEventRequest(
+            pubsub_name=pubsub, topic=topic, data=data, data_content_type=content_type,
+            metadata=dict(metadata),
+        )
+        await self._call("PublishEvent", request, f"publishing to topic {topic!r} of {pubsub!r}")
+
+    async def get_state(self, store: str, key: str) -> bytes:
+        await self.ensure()
+        request = self._pb["state"].GetStateRequest(store_name=store, key=key)
+        response = await self._call("GetState", request, f"reading key {key!r} of store {store!r}")
+        return bytes(response.data)
+
+    async def save_state(self, store: str, key: str, value: bytes) -> None:
+        await self.ensure()
+        from dapr.proto.common.v1 import common_pb2
+
+        request = self._pb["state"].SaveStateRequest(
+            store_name=store, states=[common_pb2.StateItem(key=key, value=value)]
+        )
+        await self._call("SaveState", request, f"saving key {key!r} in store {store!r}")
+
+    async def delete_state(self, store: str, key: str) -> None:
+        await self.ensure()
+        request = self._pb["state"].DeleteStateRequest(store_name=store, key=key)
+        await self._call("DeleteState", request, f"deleting key {key!r} of store {store!r}")
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
+
+
+async def wait_for_sidecar(settings: DaprSettings, *, interval: float = 0.1) -> float:
+    """Wait until the sidecar's components are ready (`GET /v1.0/healthz/outbound`).
+
+    Bounded by `DAPR_HEALTH_TIMEOUT`; returns the seconds waited.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + settings.health_timeout
+    endpoint = settings.endpoint
+    last = "no answer"
+    while True:
+        try:
+            status = await asyncio.wait_for(
+                _http_status(endpoint.host, endpoint.http_port, "/v1.0/healthz/outbound"), 2.0
+            )
+            if 200 <= status < 300:
+                return loop.time() - started
+            last = f"answered HTTP {status}"
+        except (OSError, asyncio.TimeoutError, ValueError) as exc:
+            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if loop.time() + interval > deadline:
+            raise DaprUnavailableError(
+                "the Dapr sidecar did not become ready",
+                f"GET http://{endpoint.host}:{endpoint.http_port}/v1.0/healthz/outbound did not "
+                f"succeed within {settings.health_timeout:g}s (DAPR_HEALTH_TIMEOUT); last: {last}.",
+                "check that daprd runs beside the function and that DAPR_HOST / DAPR_HTTP_PORT "
+                "point at it; its log says why components fail to load",
+            )
+        await asyncio.sleep(interval)
+
+
+async def _http_status(host: str, port: int, path: str) -> int:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        await writer.drain()
+        line = await reader.readline()
+        parts = line.split()
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise ValueError(f"not an HTTP answer: {line[:40]!r}")
+        return int(parts[1])
+    finally:
+        writer.close()

@@ -1,0 +1,166 @@
+"""What both tracing providers record: names, tags, baggage and incoming trace context.
+
+The tags are those of OpenFunction's Go framework, so a trace looks the same whichever
+language served the function:
+
+| tag | value |
+|---|---|
+| `func` | the function's name |
+| `instance` | `POD_NAME` (else the host name) |
+| `namespace` | `POD_NAMESPACE` |
+| `layer` | `faas` |
+| `runtime` | `Knative` or `Async` |
+| `http.method`, `url` | HTTP requests: the method and `host/path` |
+| `component.type` | Dapr events: `bindings` or `pubsub` |
+
+plus every `pluginsTracing.tags` entry (`func`, `instance` and `namespace` always win, as in Go).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import socket
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import unquote
+
+from openfunction.config import FunctionConfig
+from openfunction.invocation import BINDING, TOPIC, Invocation
+
+FAAS_LAYER = "faas"
+ERROR_ON_STATUS = "Error on handling request"
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """The per-process part of every span, computed once at start-up."""
+
+    service: str
+    instance: str
+    namespace: str
+    runtime: str
+    tags: tuple[tuple[str, str], ...]
+    baggage: Mapping[str, str]
+
+    @classmethod
+    def from_config(
+        cls, config: FunctionConfig, environ: Mapping[str, str] | None = None
+    ) -> "TraceSettings":
+        env = os.environ if environ is None else environ
+        instance = instance_name(config, env)
+        tracing = config.tracing
+        user_tags = dict(tracing.tags) if tracing else {}
+        tags = {"layer": FAAS_LAYER, **user_tags, "func": config.name, "instance": instance}
+        if config.pod_namespace:
+            tags["namespace"] = config.pod_namespace
+        return cls(
+            service=config.name,
+            instance=instance,
+            namespace=config.pod_namespace,
+            runtime=str(config.runtime),
+            tags=tuple(tags.items()),
+            baggage=expand_baggage(tracing.baggage if tracing else {}),
+        )
+
+    def span_tags(self, invocation: Invocation) -> list[tuple[str, str]]:
+        """All tags of the entry span of `invocation`."""
+        return [*self.invocation_tags(invocation), *self.tags]
+
+    def invocation_tags(self, invocation: Invocation) -> list[tuple[str, str]]:
+        """The tags that depend on the invocation (the rest are in `tags`)."""
+        tags: list[tuple[str, str]] = []
+        request = invocation.request
+        if request is not None:
+            scope = request.scope
+            tags.append(("http.method", scope.get("method", "")))
+            tags.append(("url", f"{_host(scope)}{scope.get('path', '')}"))
+        tags.append(("runtime", self.runtime))
+        kind = event_kind(invocation)
+        if kind:
+            tags.append(("component.type", kind))
+        return tags
+
+
+def instance_name(config: FunctionConfig, environ: Mapping[str, str]) -> str:
+    return config.pod_name or environ.get("HOSTNAME") or socket.gethostname()
+
+
+def event_kind(invocation: Invocation) -> str:
+    """`bindings` or `pubsub` for a Dapr event, else ``""``."""
+    return invocation.trigger if invocation.trigger in (BINDING, TOPIC) else ""
+
+
+def incoming_carrier(invocation: Invocation) -> Mapping[str, str]:
+    """Where the caller's trace context is: the inner event's metadata, else HTTP headers."""
+    if invocation.carrier:
+        return invocation.carrier
+    if invocation.request is not None:
+        return invocation.request.headers
+    return {}
+
+
+def failure(invocation: Invocation) -> str | None:
+    """Why the invocation counts as failed (it raised or answered 5xx), or None."""
+    error = invocation.error
+    if error is not None:
+        return f"{type(error).__name__}: {error}"
+    if invocation.status_code >= 500:
+        return f"{ERROR_ON_STATUS} (status {invocation.status_code})"
+    return None
+
+
+def expand_baggage(baggage: Mapping[str, str]) -> dict[str, str]:
+    """The correlation entries `pluginsTracing.baggage` stands for.
+
+    OpenFunction documents two forms. The header form names a propagation header and its
+    encoded value: ``{"key": "sw8-correlation", "value": "<b64 key>:<b64 value>,..."}`` or
+    ``{"key": "baggage", "value": "k1=v1,k2=v2"}``; its entries are decoded. Any other map
+    is taken entry by entry.
+    """
+    if set(baggage) == {"key", "value"}:
+        header, value = baggage["key"].strip().lower(), baggage["value"]
+        if header == "sw8-correlation":
+            return _decode_sw8_correlation(value)
+        if header == "baggage":
+            return _decode_w3c_baggage(value)
+    return dict(baggage)
+
+
+def _decode_sw8_correlation(value: str) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for item in value.split(","):
+        key, sep, val = item.strip().partition(":")
+        if not sep:
+            continue
+        try:
+            entries[_b64(key)] = _b64(val)
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+    return entries
+
+
+def _decode_w3c_baggage(value: str) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for item in value.split(","):
+        member = item.split(";", 1)[0]
+        key, sep, val = member.partition("=")
+        if sep and key.strip():
+            entries[unquote(key.strip())] = unquote(val.strip())
+    return entries
+
+
+def _b64(text: str) -> str:
+    return base64.b64decode(text.encode(), validate=True).decode()
+
+
+def _host(scope: Mapping[str, object]) -> str:
+    for name, value in scope.get("headers", ()):  # type: ignore[attr-defined]
+        if name == b"host":
+            return value.decode("latin-1")
+    server = scope.get("server")
+    if server:
+        host, port = server  # type: ignore[misc]
+        return f"{host}:{port}"
+    return ""

@@ -1,0 +1,327 @@
+"""The `opentelemetry` plugin: the spans of the `skywalking` plugin, made with the OpenTelemetry SDK.
+
+Turned on by `pluginsTracing: {enabled: true, provider: {name: opentelemetry, ...}}`. Spans are
+exported over OTLP (gRPC by default) to, in this order: `provider.exporter.endpoint`,
+`provider.oapServer` (SkyWalking's OAP receives OTLP too), or the standard
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`. An endpoint without a
+scheme is plain text (`http://`); write `https://` for TLS. When the process already has an SDK
+`TracerProvider` (set up by `opentelemetry-instrument` or by the function's module), spans go
+to it and no exporter is made.
+
+Per invocation: a SERVER (HTTP) or CONSUMER (Dapr event) span named after the function with the
+attributes of `openfunction.tracing.common`, continuing the W3C `traceparent` / `tracestate` /
+`baggage` of the request headers or of the inner event's metadata; `pluginsTracing.baggage`
+entries are added to the baggage. For each `ctx.send` a PRODUCER span under it, whose context
+goes into the outgoing inner event's metadata. The invocation's span is the current span while
+the function runs, so spans the function makes itself are its children.
+
+Spans are batched and exported from a background thread (`OTEL_BSP_*` tune it); a full queue
+drops spans, and an absent collector never delays the function.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import unquote
+
+from openfunction.errors import ConfigError
+from openfunction.plugins.base import Plugin
+from openfunction.tracing.common import TraceSettings, event_kind, failure, incoming_carrier
+
+if TYPE_CHECKING:
+    from openfunction.config import Exporter, FunctionConfig
+    from openfunction.context import OutgoingMessage
+    from openfunction.invocation import Invocation
+    from openfunction.plugins.pipeline import PluginSet
+
+logger = logging.getLogger("openfunction.tracing")
+
+PROVIDER_FIELD = "FUNC_CONTEXT.pluginsTracing.provider"
+ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+CLOSE_TIMEOUT = 3.0
+"""Seconds the shutdown waits for the last spans to be exported."""
+
+
+class OpenTelemetryTracer:
+    """The process-wide side: the tracer provider and how spans are made."""
+
+    def __init__(self, settings: TraceSettings, config: "FunctionConfig",
+                 environ: Mapping[str, str]) -> None:
+        from opentelemetry import baggage, propagate, trace
+        from opentelemetry import context as otel_context
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        from openfunction import __version__
+
+        self.settings = settings
+        self._trace = trace
+        self._baggage = baggage
+        self._propagate = propagate
+        self._context = otel_context
+        self._SpanKind = SpanKind
+        self._Status = Status
+        self._StatusCode = StatusCode
+        current = trace.get_tracer_provider()
+        self._owned: Any = None
+        if isinstance(current, TracerProvider):
+            provider = current
+            self.destination = "the process's TracerProvider"
+        else:
+            provider, self.destination = _make_provider(settings, config, environ)
+            trace.set_tracer_provider(provider)
+            self._owned = provider
+        self._tracer = provider.get_tracer("openfunction", __version__)
+        self._static = dict(settings.tags)
+
+    def enter(self, invocation: "Invocation") -> "_Entry":
+        parent = self._propagate.extract(incoming_carrier(invocation))
+        for key, value in self.settings.baggage.items():
+            parent = self._baggage.set_baggage(key, value, context=parent)
+        attributes: dict[str, str] = dict(self.settings.invocation_tags(invocation))
+        attributes.update(self._static)
+        kind = self._SpanKind.CONSUMER if event_kind(invocation) else self._SpanKind.SERVER
+        span = self._tracer.start_span(
+            self.settings.service, context=parent, kind=kind, attributes=attributes
+        )
+        context = self._trace.set_span_in_context(span, parent)
+        return _Entry(span, context, self._context.attach(context))
+
+    def leave(self, entry: "_Entry", invocation: "Invocation") -> None:
+        try:
+            self._context.detach(entry.token)
+        except Exception:  # noqa: BLE001 - detached elsewhere: nothing to restore
+            pass
+        span = entry.span
+        reason = failure(invocation)
+        if reason is not None:
+            if invocation.error is not None:
+                span.record_exception(invocation.error)
+            span.set_status(self._Status(self._StatusCode.ERROR, reason))
+        span.end()
+
+    def send(self, entry: "_Entry", message: "OutgoingMessage") -> None:
+        output = message.output
+        target = output.target or output.name
+        span = self._tracer.start_span(
+            self.settings.service,
+            context=entry.context,
+            kind=self._SpanKind.PRODUCER,
+            attributes={
+                "func": self.settings.service,
+                "layer": "faas",
+                "peer": target,
+                "component.type": output.building_block,
+            },
+        )
+        self._propagate.inject(message.metadata, context=self._trace.set_span_in_context(
+            span, entry.context))
+        span.end()
+
+    def stop(self) -> None:
+        provider = self._owned
+        if provider is None:
+            return
+        self._owned = None
+        done = threading.Thread(target=provider.shutdown, name="otel-shutdown", daemon=True)
+        done.start()
+        done.join(CLOSE_TIMEOUT)
+        if done.is_alive():
+            logger.warning("OpenTelemetry: %s did not take the last spans within %ss",
+                           self.destination, CLOSE_TIMEOUT)
+
+
+class _Entry:
+    __slots__ = ("span", "context", "token")
+
+    def __init__(self, span: Any, context: Any, token: Any) -> None:
+        self.span = span
+        self.context = context
+        self.token = token
+
+
+class OpenTelemetryPlugin(Plugin):
+    name = "opentelemetry"
+    version = "v1"
+
+    tracer: OpenTelemetryTracer | None = None
+    entry: _Entry | None = None
+    """This invocation's span (set on the per-invocation copy only)."""
+
+    def setup(self, config: "FunctionConfig") -> None:
+        self.tracer = OpenTelemetryTracer(TraceSettings.from_config(config), config, os.environ)
+        logger.info("OpenTelemetry tracing: exporting to %s as service %r",
+                    self.tracer.destination, config.name)
+
+    def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
+        if self.tracer is not None:
+            self.entry = self.tracer.enter(ctx)
+
+    def exec_post_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
+        entry = self.entry
+        if entry is not None and self.tracer is not None:
+            self.entry = None
+            self.tracer.leave(entry, ctx)
+
+    def on_send(self, ctx: "Invocation", message: "OutgoingMessage") -> None:
+        entry = self.entry
+        if entry is not None and self.tracer is not None:
+            self.tracer.send(entry, message)
+
+    def get(self, key: str) -> Any:
+        entry = self.entry
+        if entry is None:
+            return None
+        if key == "span":
+            return entry.span
+        if key == "trace_id":
+            return format(entry.span.get_span_context().trace_id, "032x")
+        return None
+
+    def close(self) -> None:
+        if self.tracer is not None:
+            self.tracer.stop()
+
+
+def _make_provider(settings: TraceSettings, config: "FunctionConfig",
+                   environ: Mapping[str, str]) -> tuple[Any, str]:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider_config = config.tracing.provider if config.tracing else None
+    exporter_config = provider_config.exporter if provider_config else None
+    exporter, destination = make_exporter(
+        exporter_config, provider_config.oap_server if provider_config else "", environ
+    )
+    attributes = {
+        "service.name": settings.service,
+        "service.instance.id": settings.instance,
+        "faas.name": settings.service,
+        "openfunction.runtime": settings.runtime,
+    }
+    if config.version:
+        attributes["service.version"] = config.version
+    if config.pod_name:
+        attributes["k8s.pod.name"] = config.pod_name
+    if settings.namespace:
+        attributes["k8s.namespace.name"] = settings.namespace
+    provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider, destination
+
+
+def make_exporter(exporter: "Exporter | None", oap_server: str,
+                  environ: Mapping[str, str]) -> tuple[Any, str]:
+    """The OTLP span exporter `pluginsTracing.provider` describes, and where it exports to."""
+    field = f"{PROVIDER_FIELD}.exporter"
+    name = (exporter.name if exporter else "").strip().lower()
+    if name not in ("", "otlp"):
+        raise ConfigError(
+            f"{field}.name is invalid: {exporter.name!r}",  # type: ignore[union-attr]
+            "the opentelemetry provider exports over OTLP; Jaeger, Zipkin and most backends "
+            "receive OTLP directly.",
+            f'set "{field}.name": "otlp" (or leave it out)',
+        )
+    endpoint = (exporter.endpoint if exporter else "").strip() or oap_server.strip()
+    env_endpoint = next((environ[k] for k in ENDPOINT_ENV if environ.get(k)), "")
+    if not endpoint and not env_endpoint:
+        raise ConfigError(
+            f"{field}.endpoint is missing",
+            "OpenTelemetry tracing is enabled and no OTLP endpoint is given: neither "
+            f"{field}.endpoint, {PROVIDER_FIELD}.oapServer nor OTEL_EXPORTER_OTLP_ENDPOINT "
+            "is set.",
+            f'set "{field}": {{"endpoint": "otel-collector:4317"}}',
+        )
+    protocol = (exporter.protocol if exporter else "").strip().lower() or environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    ).lower()
+    options: dict[str, Any] = {}
+    if exporter and exporter.headers.strip():
+        options["headers"] = _headers(exporter.headers, f"{field}.headers")
+    if exporter and exporter.timeout.strip():
+        options["timeout"] = _seconds(exporter.timeout, f"{field}.timeout")
+    compression = (exporter.compression if exporter else "").strip().lower()
+    if compression and compression not in ("gzip", "deflate", "none"):
+        raise ConfigError(
+            f"{field}.compression is invalid: {exporter.compression!r}",  # type: ignore[union-attr]
+            "OTLP compresses with gzip (or deflate over gRPC), or not at all.",
+            f'set "{field}.compression": "gzip" or "none"',
+        )
+
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        if endpoint and "://" not in endpoint:
+            endpoint = f"http://{endpoint}"
+        if compression:
+            import grpc
+
+            options["compression"] = {
+                "gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate,
+                "none": grpc.Compression.NoCompression,
+            }[compression]
+        made = OTLPSpanExporter(endpoint=endpoint or None, **options)
+        return made, f"OTLP/gRPC {endpoint or env_endpoint}"
+    if protocol in ("http/protobuf", "http"):
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter as HTTPSpanExporter,
+            )
+        except ImportError:
+            raise ConfigError(
+                f"{field}.protocol {protocol!r} needs the OTLP/HTTP exporter",
+                "the package opentelemetry-exporter-otlp-proto-http is not installed.",
+                "add opentelemetry-exporter-otlp-proto-http to the function's requirements, "
+                'or use "protocol": "grpc"',
+            ) from None
+        if endpoint and "://" not in endpoint:
+            endpoint = f"http://{endpoint}"
+        if endpoint and not endpoint.rstrip("/").endswith("/v1/traces"):
+            endpoint = endpoint.rstrip("/") + "/v1/traces"
+        if compression:
+            from opentelemetry.exporter.otlp.proto.http import Compression
+
+            options["compression"] = Compression(compression)
+        made = HTTPSpanExporter(endpoint=endpoint or None, **options)
+        return made, f"OTLP/HTTP {endpoint or env_endpoint}"
+    raise ConfigError(
+        f"{field}.protocol is invalid: {protocol!r}",
+        "OTLP is sent over 'grpc' (port 4317) or 'http/protobuf' (port 4318).",
+        f'set "{field}.protocol": "grpc"',
+    )
+
+
+def _headers(text: str, where: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"{where} is invalid: {text!r}",
+                "headers are written key=value,key2=value2.",
+                f'set "{where}": "authorization=Bearer%20token"',
+            )
+        headers[unquote(key.strip()).lower()] = unquote(value.strip())
+    return headers
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+
+
+def _seconds(text: str, where: str) -> float:
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(
+            f"{where} is invalid: {text!r}",
+            "a timeout is a number of seconds, or a duration such as 500ms, 10s or 1m.",
+            f'set "{where}": "10s"',
+        )
+    value = float(match.group(1))
+    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]

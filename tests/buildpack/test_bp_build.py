@@ -1,0 +1,268 @@
+"""bin/build: layers, their TOML, launch env, launch.toml, SBOMs and cache reuse."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+
+from bp_support import FRAMEWORK_VERSION, ROOT, make_wheel
+
+HELLO = 'def hello(request):\n    return "Hello, World!\\n"\n'
+LAYERS = ("runtime", "dependencies", "function")
+
+
+def launch_env(cnb) -> dict[str, str]:
+    env_dir = cnb.layers / "function" / "env.launch"
+    return {p.name: p.read_text() for p in sorted(env_dir.iterdir())}
+
+
+def test_buildpack_toml_declares_api_targets_and_sbom():
+    descriptor = tomllib.loads((ROOT / "buildpack.toml").read_text())
+    assert descriptor["api"] in ("0.10", "0.11")
+    assert descriptor["buildpack"]["id"] == "openfunction/python-function"
+    assert descriptor["buildpack"]["sbom-formats"] == ["application/vnd.cyclonedx+json"]
+    assert {"os": "linux", "arch": "amd64", "distros": [{"name": "debian", "version": "12"}]} in descriptor["targets"]
+    assert "stacks" not in descriptor
+
+
+def test_build_contributes_layers_and_web_process(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("requirements.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-1.0-*.whl")
+    result = cnb.build({"FUNC_NAME": "hello"})
+    assert result.returncode == 0, result.output
+
+    runtime = cnb.layer_toml("runtime")
+    assert runtime["types"] == {"launch": True, "build": True, "cache": True}
+    assert runtime["metadata"]["framework_version"] == FRAMEWORK_VERSION
+    assert runtime["metadata"]["buildpack_version"] == "0.1.0"
+    assert (cnb.layers / "runtime" / "bin" / "functions-framework").is_file()
+    assert (cnb.layers / "runtime" / "constraints.txt").read_text().count("==") == 2
+
+    deps = cnb.layer_toml("dependencies")
+    assert deps["types"] == {"launch": True, "build": True, "cache": True}
+    assert deps["metadata"]["source"] == "requirements.txt"
+    assert deps["metadata"]["offline"] is True
+    site = cnb.layers / "dependencies" / "site-packages"
+    assert (site / "greeting.py").is_file()
+    # ofn-fake-dep 1.0 is in the runtime layer already: not installed twice
+    assert not (site / "ofn_fake_dep.py").exists()
+    assert (cnb.layers / "dependencies" / "bin" / "greet").is_file()
+    env_dir = cnb.layers / "dependencies" / "env"
+    assert (env_dir / "PYTHONPATH.prepend").read_text() == str(site)
+    assert (env_dir / "PYTHONPATH.delim").read_text() == os.pathsep
+
+    function = cnb.layer_toml("function")
+    assert function["types"] == {"launch": True, "build": False, "cache": False}
+
+    assert cnb.launch_toml() == {
+        "processes": [{"type": "web", "command": ["functions-framework"], "args": [], "default": True}]
+    }
+    for world_writable in cnb.layers.rglob(".lock"):
+        raise AssertionError(f"uv lock file left in a layer: {world_writable}")
+
+
+def test_launch_env_defaults_come_from_openfunction_build_env(cnb):
+    cnb.write("main.py", HELLO + "\ndef other(request):\n    return 'x'\n")
+    cnb.write("requirements.txt", "")
+    cnb.platform_env("FUNC_NAME", "hello")
+    cnb.platform_env("FUNC_SIGNATURE_TYPE", "HTTP")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    # .default: a variable set when the container starts wins
+    assert launch_env(cnb) == {
+        "FUNCTION_SIGNATURE_TYPE.default": "http",
+        "FUNCTION_SOURCE.default": "main.py",
+        "FUNCTION_TARGET.default": "hello",
+        "PYTHONUNBUFFERED.default": "1",
+    }
+    assert "target from FUNC_NAME" in result.stdout
+
+
+def test_framework_variable_names_win_over_openfunction_ones(cnb):
+    cnb.write("fn/handler.py", "def a(request):\n    return 1\n\ndef b(request):\n    return 2\n")
+    result = cnb.build({
+        "FUNC_NAME": "a", "FUNCTION_TARGET": "b",
+        "FUNC_SRC": "nope.py", "FUNCTION_SOURCE": "fn/handler.py",
+        "FUNC_SIGNATURE_TYPE": "http", "FUNCTION_SIGNATURE_TYPE": "openfunction",
+    })
+    assert result.returncode == 0, result.output
+    env = launch_env(cnb)
+    assert env["FUNCTION_TARGET.default"] == "b"
+    assert env["FUNCTION_SOURCE.default"] == "fn/handler.py"
+    assert env["FUNCTION_SIGNATURE_TYPE.default"] == "openfunction"
+
+
+def test_target_found_in_source_when_not_given(cnb):
+    cnb.write("main.py", "import os\n\ndef _helper():\n    pass\n\nasync def handle(ctx, data):\n    return data\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert launch_env(cnb)["FUNCTION_TARGET.default"] == "handle"
+    assert "target found in the source" in result.stdout
+
+
+def test_decorated_function_is_the_target_among_several(cnb):
+    cnb.write("main.py", "import openfunction\n\ndef util():\n    pass\n\n"
+                         "@openfunction.function\ndef main(ctx, data):\n    return data\n")
+    assert cnb.build().returncode == 0
+    assert launch_env(cnb)["FUNCTION_TARGET.default"] == "main"
+
+
+def test_target_defined_by_assignment_or_import_is_accepted(cnb):
+    cnb.write("impl.py", "def real(request):\n    return 'r'\n")
+    cnb.write("main.py", "from impl import real as imported\n\nif True:\n    assigned = imported\n")
+    assert cnb.build({"FUNC_NAME": "assigned"}).returncode == 0
+    assert cnb.build({"FUNC_NAME": "imported"}).returncode == 0
+
+
+def test_no_dependencies_layer_without_requirements(cnb):
+    cnb.write("main.py", HELLO)
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "Dependencies: none" in result.stdout
+    assert not (cnb.layers / "dependencies.toml").exists()
+    assert not (cnb.layers / "dependencies").exists()
+
+
+def test_pyproject_dependencies_are_installed(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("pyproject.toml", "[project]\nname = 'fn'\nversion = '1'\nrequires-python = '>=3.8'\n"
+                                "dependencies = ['greeting>=2']\n")
+    cnb.vendor("greeting-2.0-*.whl")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert cnb.layer_toml("dependencies")["metadata"]["source"] == "pyproject.toml"
+    assert "hello" in (cnb.layers / "dependencies" / "site-packages" / "greeting.py").read_text()
+
+
+def test_sboms_list_the_installed_packages(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("requirements.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-1.0-*.whl")
+    assert cnb.build().returncode == 0
+    runtime = json.loads((cnb.layers / "runtime.sbom.cdx.json").read_text())
+    assert runtime["bomFormat"] == "CycloneDX"
+    purls = {c["purl"] for c in runtime["components"]}
+    assert f"pkg:pypi/openfunction-functions-framework@{FRAMEWORK_VERSION}" in purls
+    assert "pkg:pypi/ofn-fake-dep@1.0" in purls
+    deps = json.loads((cnb.layers / "dependencies.sbom.cdx.json").read_text())
+    assert [c["purl"] for c in deps["components"]] == ["pkg:pypi/greeting@1.0"]
+
+
+def _marker(layer: Path) -> Path:
+    marker = layer / "untouched-marker"
+    marker.write_text("from the first build")
+    return marker
+
+
+def test_cached_layers_are_reused_when_nothing_changed(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("requirements.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-1.0-*.whl")
+    assert cnb.build().returncode == 0
+    runtime_marker = _marker(cnb.layers / "runtime")
+    deps_marker = _marker(cnb.layers / "dependencies")
+    before = cnb.layer_toml("dependencies")["metadata"]
+
+    cnb.restore()
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "Runtime: reusing" in result.stdout
+    assert "Dependencies: reusing the cached layer (requirements.txt unchanged)" in result.stdout
+    assert runtime_marker.exists() and deps_marker.exists()
+    assert cnb.layer_toml("dependencies")["metadata"] == before
+    # types are written again (the lifecycle restores them as false) and SBOMs too
+    assert cnb.layer_toml("dependencies")["types"]["launch"] is True
+    assert (cnb.layers / "dependencies.sbom.cdx.json").is_file()
+    assert (cnb.layers / "launch.toml").is_file()
+
+
+def test_dependencies_rebuilt_when_requirements_change(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("requirements.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-*.whl")
+    assert cnb.build().returncode == 0
+    runtime_marker = _marker(cnb.layers / "runtime")
+    deps_marker = _marker(cnb.layers / "dependencies")
+    key = cnb.layer_toml("dependencies")["metadata"]["cache_key"]
+
+    cnb.restore()
+    cnb.write("requirements.txt", "greeting==2.0\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "Dependencies: installing requirements.txt from vendor/ (offline)" in result.stdout
+    assert "requirements.txt, vendor/, Python or runtime changed" in result.stdout
+    assert not deps_marker.exists()
+    assert runtime_marker.exists()  # the runtime does not depend on the user's packages
+    assert cnb.layer_toml("dependencies")["metadata"]["cache_key"] != key
+    assert "hello" in (cnb.layers / "dependencies" / "site-packages" / "greeting.py").read_text()
+
+
+def test_included_requirement_files_are_part_of_the_key(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("requirements.txt", "-r requirements/base.txt\n")
+    cnb.write("requirements/base.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-*.whl")
+    assert cnb.build().returncode == 0
+    cnb.restore()
+    cnb.write("requirements/base.txt", "greeting==2.0\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "Dependencies: installing" in result.stdout
+
+
+def test_dependencies_layer_dropped_when_requirements_go_away(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("requirements.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-1.0-*.whl")
+    assert cnb.build().returncode == 0
+    cnb.restore()
+    (cnb.app / "requirements.txt").unlink()
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert not (cnb.layers / "dependencies.toml").exists()
+    assert not (cnb.layers / "dependencies").exists()
+
+
+def test_runtime_reinstalled_when_the_wheelhouse_changes(cnb, tmp_path, wheelhouse):
+    import shutil
+
+    cnb.write("main.py", HELLO)
+    assert cnb.build().returncode == 0
+    marker = _marker(cnb.layers / "runtime")
+    changed = tmp_path / "wheelhouse-2"
+    shutil.copytree(wheelhouse, changed)
+
+
+    make_wheel(changed, "unrelated", "1.0", {"unrelated.py": ""})
+    cnb.restore()
+    result = cnb.build({"OFN_WHEELHOUSE": str(changed)})
+    assert result.returncode == 0, result.output
+    assert "Runtime: installing" in result.stdout
+    assert not marker.exists()
+
+
+def test_func_clear_source_keeps_python_sources_and_drops_vendor(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("requirements.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-1.0-*.whl")
+    result = cnb.build({"FUNC_CLEAR_SOURCE": "true"})
+    assert result.returncode == 0, result.output
+    assert (cnb.app / "main.py").is_file()
+    assert not (cnb.app / "vendor").exists()
+    assert "FUNC_CLEAR_SOURCE keeps Python sources" in result.stdout
+    assert (cnb.layers / "dependencies" / "site-packages" / "greeting.py").is_file()
+
+
+def test_python_version_file_with_the_stack_minor_passes(cnb):
+    import sys
+
+    cnb.write("main.py", HELLO)
+    cnb.write(".python-version", f"{sys.version_info[0]}.{sys.version_info[1]}\n")
+    assert cnb.build().returncode == 0
+    cnb.write(".python-version", f"{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2] + 1}\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "Python patch version differs" in result.stdout

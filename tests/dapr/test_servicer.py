@@ -1,0 +1,263 @@
+"""The gRPC app callbacks, served by a real grpc.aio server to a real gRPC client.
+
+The function, its loader and runner are real; only the sidecar is replaced (sends are
+recorded instead of reaching daprd).
+"""
+
+import asyncio
+import json
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import pytest
+from dapr.proto.runtime.v1 import appcallback_pb2 as pb
+from dapr.proto.runtime.v1 import appcallback_pb2_grpc as pb_grpc
+from google.protobuf import empty_pb2, struct_pb2
+
+from conftest import RecordingSender
+from openfunction.dapr.dispatcher import EventDispatcher
+from openfunction.dapr.grpc_app import AppCallbackService
+
+FIXTURES = Path(__file__).parent / "fixtures"
+Status = pb.TopicEventResponse.TopicEventResponseStatus
+
+SOURCE = """
+    import asyncio
+    from openfunction.dapr import Drop, Retry
+
+    SEEN = []
+
+    def handler(ctx, data):
+        SEEN.append((ctx.input_name, data, ctx.event, dict(ctx.invocation.carrier)))
+        if data == "fail":
+            raise ValueError("failing on purpose")
+        if data == "retry":
+            return Retry("not yet")
+        if data == "drop":
+            return Drop("malformed")
+        if data == "raise-drop":
+            raise Drop("malformed too")
+        if isinstance(data, dict) and "forward" in data:
+            ctx.send(data["forward"], "out")
+        return "done"
+"""
+
+FUNC_CONTEXT = {
+    "name": "sub", "version": "v1", "runtime": "Async", "port": "8080",
+    "inputs": {
+        "ticks": {"componentName": "cron", "componentType": "bindings.cron"},
+        "orders": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "orders",
+                   "metadata": {"rawPayload": "false"}},
+        "audit": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "audit"},
+    },
+    "outputs": {"out": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "next"}},
+}
+
+
+@pytest.fixture
+def serve(make_function):
+    """Run `body(stub, fn)` against the servicer on a loopback port."""
+
+    def runner(body, source=SOURCE, func_context=FUNC_CONTEXT):
+        fn = make_function(source, func_context)
+        sender = RecordingSender()
+        fn.services.sender = sender
+
+        async def main():
+            fn.services.loop = asyncio.get_running_loop()
+            server = grpc.aio.server()
+            AppCallbackService(EventDispatcher(fn.config, fn.runner)).register(server)
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    stubs = (pb_grpc.AppCallbackStub(channel), pb_grpc.AppCallbackAlphaStub(channel),
+                             pb_grpc.AppCallbackHealthCheckStub(channel))
+                    return await body(*stubs)
+            finally:
+                await server.stop(0)
+                fn.runner.close()
+
+        result = asyncio.run(main())
+        return result, fn.loaded.func.__globals__["SEEN"], sender
+
+    return runner
+
+
+def test_subscription_lists(serve):
+    async def body(stub, alpha, health):
+        return (await stub.ListInputBindings(empty_pb2.Empty()),
+                await stub.ListTopicSubscriptions(empty_pb2.Empty()))
+
+    (bindings, topics), _, _ = serve(body)
+    assert list(bindings.bindings) == ["cron"]
+    subs = sorted((s.pubsub_name, s.topic, dict(s.metadata)) for s in topics.subscriptions)
+    assert subs == [("bus", "audit", {}), ("bus", "orders", {"rawPayload": "false"})]
+
+
+def test_binding_event_success_and_failure(serve):
+    async def body(stub, alpha, health):
+        ok = await stub.OnBindingEvent(pb.BindingEventRequest(
+            name="cron", data=b'{"n":1}', metadata={"readTimeUTC": "now"}))
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.OnBindingEvent(pb.BindingEventRequest(name="cron", data=b'"fail"'))
+        with pytest.raises(grpc.aio.AioRpcError) as retried:
+            await stub.OnBindingEvent(pb.BindingEventRequest(name="cron", data=b'"retry"'))
+        dropped = await stub.OnBindingEvent(pb.BindingEventRequest(name="cron", data=b'"drop"'))
+        return ok, failed.value, retried.value, dropped
+
+    (ok, failed, retried, dropped), seen, _ = serve(body)
+    assert ok == pb.BindingEventResponse() and dropped == pb.BindingEventResponse()
+    assert failed.code() is grpc.StatusCode.UNKNOWN
+    assert "ValueError: failing on purpose" in failed.details()
+    assert "not yet" in retried.details()
+    name, data, event, carrier = seen[0]
+    assert (name, data, carrier) == ("ticks", {"n": 1}, {})
+    assert event.component == "cron" and event.metadata == {"readTimeUTC": "now"}
+    assert event.data == b'{"n":1}'
+
+
+def test_topic_event_status_mapping(serve):
+    def request(data, **kw):
+        return pb.TopicEventRequest(id="e1", source="src", type="com.dapr.event.sent",
+                                    spec_version="1.0", data_content_type="application/json",
+                                    data=data, topic="orders", pubsub_name="bus", **kw)
+
+    async def body(stub, alpha, health):
+        statuses = []
+        for data in (b'{"x":1}', b'"fail"', b'"retry"', b'"drop"', b'"raise-drop"'):
+            statuses.append((await stub.OnTopicEvent(request(data))).status)
+        unknown = await stub.OnTopicEvent(pb.TopicEventRequest(
+            pubsub_name="bus", topic="nobody", data=b"x"))
+        return statuses, unknown.status
+
+    (statuses, unknown), seen, _ = serve(body)
+    assert statuses == [Status.SUCCESS, Status.RETRY, Status.RETRY, Status.DROP, Status.DROP]
+    assert unknown == Status.DROP
+    assert seen[0][2].id == "e1" and seen[0][2].topic == "orders" and seen[0][2].pubsub == "bus"
+
+
+def test_topic_event_extensions_and_content_types(serve):
+    ext = struct_pb2.Struct()
+    ext.update({"traceparent": "00-abc-def-01", "pubsubname": "bus"})
+
+    async def body(stub, alpha, health):
+        for data, ctype in ((b"hello", "text/plain"), (b"\x00\x01", "application/octet-stream"),
+                            (b'{"a":[1]}', "application/json"), (b"", "")):
+            await stub.OnTopicEvent(pb.TopicEventRequest(
+                pubsub_name="bus", topic="audit", data=data, data_content_type=ctype,
+                extensions=ext))
+
+    _, seen, _ = serve(body)
+    assert [s[1] for s in seen] == ["hello", b"\x00\x01", {"a": [1]}, None]
+    assert all(s[0] == "audit" for s in seen)
+    assert seen[0][2].extensions["traceparent"] == "00-abc-def-01"
+
+
+def test_inner_event_is_unwrapped(serve):
+    go_event = (FIXTURES / "go-inner-event-kubernetes.json").read_bytes()
+
+    async def body(stub, alpha, health):
+        topic = await stub.OnTopicEvent(pb.TopicEventRequest(
+            pubsub_name="bus", topic="orders", data=go_event, data_content_type="application/json"))
+        await stub.OnBindingEvent(pb.BindingEventRequest(name="cron", data=go_event))
+        return topic.status
+
+    status, seen, _ = serve(body)
+    assert status == Status.SUCCESS
+    for _, data, event, carrier in seen:
+        assert data == {"order": 42}
+        assert carrier["traceparent"].startswith("00-4bf92f35")
+        assert "sw8" in carrier
+        assert event.data == go_event  # the raw event keeps the envelope
+
+
+def test_inner_event_published_as_the_cloudevent_itself(serve):
+    """Published with content type application/cloudevents+json, daprd keeps the inner
+    event as the envelope: the request's own type is the inner event type."""
+    doc = json.loads((FIXTURES / "go-inner-event-self-host.json").read_bytes())
+    import base64
+    data = base64.b64decode(doc["data_base64"])
+
+    async def body(stub, alpha, health):
+        return await stub.OnTopicEvent(pb.TopicEventRequest(
+            id=doc["id"], type=doc["type"], source=doc["source"], pubsub_name="bus",
+            topic="orders", data=data, data_content_type="application/json"))
+
+    response, seen, _ = serve(body)
+    assert response.status == Status.SUCCESS
+    assert seen[0][1] == b"hello"
+
+
+def test_send_from_an_event_goes_to_the_sender(serve):
+    async def body(stub, alpha, health):
+        return await stub.OnTopicEvent(pb.TopicEventRequest(
+            pubsub_name="bus", topic="orders", data=b'{"forward":{"k":"v"}}',
+            data_content_type="application/json"))
+
+    response, _, sender = serve(body)
+    assert response.status == Status.SUCCESS
+    assert [(m.output.name, m.data) for m in sender.sent] == [("out", b'{"k":"v"}')]
+
+
+def test_bulk_topic_events_get_one_status_each(serve):
+    ce = pb.TopicEventCERequest(id="c1", source="s", type="t", spec_version="1.0",
+                                data_content_type="application/json", data=b'"retry"')
+    request = pb.TopicEventBulkRequest(
+        id="bulk", pubsub_name="bus", topic="orders", metadata={"shared": "1"},
+        entries=[
+            pb.TopicEventBulkRequestEntry(entry_id="a", bytes=b'{"ok":1}',
+                                          content_type="application/json", metadata={"m": "a"}),
+            pb.TopicEventBulkRequestEntry(entry_id="b", bytes=b'"fail"',
+                                          content_type="application/json"),
+            pb.TopicEventBulkRequestEntry(entry_id="c", cloud_event=ce),
+            pb.TopicEventBulkRequestEntry(entry_id="d", bytes=b'"drop"',
+                                          content_type="application/json"),
+        ])
+
+    async def body(stub, alpha, health):
+        return (await stub.OnBulkTopicEvent(request),
+                await alpha.OnBulkTopicEventAlpha1(request))
+
+    (current, alpha), seen, _ = serve(body)
+    expected = [("a", Status.SUCCESS), ("b", Status.RETRY), ("c", Status.RETRY),
+                ("d", Status.DROP)]
+    assert [(s.entry_id, s.status) for s in current.statuses] == expected
+    assert [(s.entry_id, s.status) for s in alpha.statuses] == expected
+    first = next(s for s in seen if s[1] == {"ok": 1})
+    assert first[2].metadata == {"shared": "1", "m": "a"} and first[2].id == "a"
+
+
+def test_health_check_and_unimplemented_invoke(serve):
+    from dapr.proto.common.v1 import common_pb2
+
+    async def body(stub, alpha, health):
+        await health.HealthCheck(empty_pb2.Empty())
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.OnInvoke(common_pb2.InvokeRequest(method="x"))
+        return info.value.code()
+
+    code, _, _ = serve(body)
+    assert code is grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_events_run_concurrently(serve):
+    source = """
+        import asyncio
+        SEEN = []
+        async def handler(ctx, data):
+            SEEN.append(data)
+            await asyncio.sleep(0.3)
+    """
+
+    async def body(stub, alpha, health):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.gather(*(stub.OnBindingEvent(pb.BindingEventRequest(
+            name="cron", data=str(i).encode())) for i in range(20)))
+        return loop.time() - started
+
+    elapsed, seen, _ = serve(body, source=source)
+    assert sorted(seen) == list(range(20))
+    assert elapsed < 1.5

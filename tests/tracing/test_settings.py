@@ -1,0 +1,121 @@
+"""What both providers share (tags, baggage, carriers) and how their configuration is checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openfunction.cli import main
+from openfunction.config import Component, Exporter, parse_function_context
+from openfunction.errors import ConfigError
+from openfunction.invocation import BINDING, HTTP, Invocation
+from openfunction.tracing.common import TraceSettings, expand_baggage, failure, incoming_carrier
+from openfunction.tracing.opentelemetry import make_exporter
+from openfunction.tracing.skywalking import parse_oap_server
+
+
+def config(tracing: dict, env: dict | None = None, **extra):
+    ctx = {"name": "fn", "version": "v1", "runtime": "Async", "pluginsTracing": tracing, **extra}
+    return parse_function_context(json.dumps(ctx), env or {"POD_NAME": "fn-abc",
+                                                           "POD_NAMESPACE": "prod"})
+
+
+SW = {"enabled": True, "provider": {"name": "skywalking", "oapServer": "oap:11800"},
+      "tags": {"func": "other", "instance": "x", "tag1": "v1"}}
+
+
+def test_func_instance_and_namespace_tags_win_over_configured_ones():
+    settings = TraceSettings.from_config(config(SW))
+    assert dict(settings.tags) == {"layer": "faas", "func": "fn", "instance": "fn-abc",
+                                   "namespace": "prod", "tag1": "v1"}
+    assert (settings.service, settings.instance, settings.runtime) == ("fn", "fn-abc", "Async")
+
+
+def test_event_tags_name_the_building_block():
+    cfg = config(SW)
+    settings = TraceSettings.from_config(cfg)
+    inv = Invocation(cfg, BINDING, input=Component("cron", "cron", "bindings.cron"))
+    assert settings.invocation_tags(inv) == [("runtime", "Async"), ("component.type", "bindings")]
+
+
+def test_baggage_in_header_form_is_decoded():
+    assert expand_baggage({"key": "sw8-correlation", "value": "a2V5:dmFsdWU=,bad,eA==:eQ=="}) == {
+        "key": "value", "x": "y"}
+    assert expand_baggage({"key": "baggage", "value": "a=1,b=two%20words;prop"}) == {
+        "a": "1", "b": "two words"}
+    assert expand_baggage({"CONSUMER_KEY": "of"}) == {"CONSUMER_KEY": "of"}
+
+
+def test_failure_and_carrier():
+    inv = Invocation(config(SW), HTTP)
+    assert failure(inv) is None and incoming_carrier(inv) == {}
+    inv.status_code = 502
+    assert "502" in failure(inv)
+    inv.error = KeyError("k")
+    assert failure(inv) == "KeyError: 'k'"
+    inv.carrier = {"sw8": "x"}
+    assert incoming_carrier(inv) == {"sw8": "x"}
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("", "is missing"),
+    ("http://oap:11800", "without a scheme"),
+    ("oap", "host:port"),
+    ("oap:port", "port must be a number"),
+    ("oap:70000", "port must be a number"),
+    ("a:1,b:2", "one address"),
+])
+def test_malformed_oap_server_is_refused(value, problem):
+    with pytest.raises(ConfigError) as info:
+        parse_oap_server(value, {})
+    text = str(info.value)
+    assert "FUNC_CONTEXT.pluginsTracing.provider.oapServer" in text and problem in text
+
+
+def test_oap_server_falls_back_to_the_agent_env():
+    assert parse_oap_server("", {"SW_AGENT_COLLECTOR_BACKEND_SERVICES": "oap:11800"}) == "oap:11800"
+    assert parse_oap_server(" oap.sw.svc:11800 ", {}) == "oap.sw.svc:11800"
+
+
+def test_cli_stops_with_the_message_for_a_bad_oap_server(tmp_path, monkeypatch, capsys):
+    (tmp_path / "main.py").write_text("def f(request):\n    return 'x'\n")
+    ctx = {"name": "fn", "runtime": "Knative", "pluginsTracing": {
+        "enabled": True, "provider": {"name": "skywalking", "oapServer": "oap"}}}
+    monkeypatch.setenv("FUNC_CONTEXT", json.dumps(ctx))
+    monkeypatch.setenv("CONTEXT_MODE", "self-host")
+    monkeypatch.delenv("SW_AGENT_COLLECTOR_BACKEND_SERVICES", raising=False)
+    code = main(["--source", str(tmp_path / "main.py"), "--target", "f", "--dry-run"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "FUNC_CONTEXT.pluginsTracing.provider.oapServer is invalid: 'oap'" in err
+
+
+def test_otlp_exporter_endpoint_order():
+    _, where = make_exporter(Exporter(endpoint="collector:4317"), "oap:11800", {})
+    assert where == "OTLP/gRPC http://collector:4317"
+    _, where = make_exporter(None, "oap:11800", {})
+    assert where == "OTLP/gRPC http://oap:11800"
+    _, where = make_exporter(None, "", {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4317"})
+    assert where == "OTLP/gRPC https://c:4317"
+
+
+@pytest.mark.parametrize("exporter, message", [
+    (None, "exporter.endpoint is missing"),
+    (Exporter(name="zipkin", endpoint="z:9411"), "exporter.name is invalid"),
+    (Exporter(endpoint="c:4317", protocol="udp"), "exporter.protocol is invalid"),
+    (Exporter(endpoint="c:4317", timeout="soon"), "exporter.timeout is invalid"),
+    (Exporter(endpoint="c:4317", headers="novalue"), "exporter.headers is invalid"),
+    (Exporter(endpoint="c:4317", compression="brotli"), "exporter.compression is invalid"),
+])
+def test_bad_exporter_settings_are_refused(exporter, message):
+    with pytest.raises(ConfigError) as info:
+        make_exporter(exporter, "", {})
+    assert f"FUNC_CONTEXT.pluginsTracing.provider.{message}" in str(info.value)
+
+
+def test_exporter_options_are_read():
+    exporter, _ = make_exporter(Exporter(endpoint="c:4317", headers="api-key=s%20x",
+                                         timeout="500ms", compression="gzip"), "", {})
+    assert exporter._timeout == 0.5
+    assert ("api-key", "s x") in tuple(exporter._headers)
