@@ -258,10 +258,43 @@ def wrk(port: int, *, connections: int, duration: float, cpu: int, path: str = "
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / f"wrk-{port}-c{connections}.txt").write_text(proc.stdout)
     result = parse_wrk(proc.stdout)
     if result.errors:
         raise RuntimeError(f"wrk saw {result.errors} errors against port {port}:\n{proc.stdout}")
     return result
+
+
+# -------------------------------------------------------------------- a quiet host
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def host_busy(interval: float = 0.5) -> float:
+    """Fraction of all CPUs busy over `interval` seconds (0..1)."""
+    b0, t0 = _cpu_times()
+    time.sleep(interval)
+    b1, t1 = _cpu_times()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_for_quiet(threshold: float, max_wait: float) -> float:
+    """Wait (bounded) until the host is nearly idle; return the last busy fraction seen.
+
+    Other work on the machine (builds, test suites) skews a CPU-bound benchmark badly.
+    """
+    deadline = time.monotonic() + max_wait
+    busy = host_busy()
+    while busy > threshold and time.monotonic() < deadline:
+        time.sleep(1.0)
+        busy = host_busy()
+    return busy
 
 
 # ------------------------------------------------------------------ numbers, tables

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email.parser
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,10 @@ CYCLONEDX_SPEC_VERSION = "1.4"
 
 
 @dataclass(frozen=True)
-class Distribution:
+class Package:
     name: str
     version: str
     license: str
-    dist_info: Path
 
     @property
     def normalized_name(self) -> str:
@@ -30,6 +29,20 @@ class Distribution:
     @property
     def purl(self) -> str:
         return f"pkg:pypi/{self.normalized_name}@{self.version}"
+
+    def to_metadata(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "license": self.license}
+
+    @classmethod
+    def from_metadata(cls, entry: Mapping[str, object]) -> Package:
+        return cls(str(entry.get("name", "")), str(entry.get("version", "")), str(entry.get("license", "")))
+
+
+@dataclass(frozen=True)
+class Distribution(Package):
+    """An installed package and its *.dist-info directory."""
+
+    dist_info: Path = Path()
 
 
 def normalize(name: str) -> str:
@@ -52,7 +65,7 @@ def installed(site_packages: Path) -> list[Distribution]:
         if not name or not version:
             continue
         license_text = headers.get("License-Expression") or _short_license(headers.get("License") or "")
-        dists.append(Distribution(name, version, license_text, dist_info))
+        dists.append(Distribution(name, version, license_text, dist_info=dist_info))
     return sorted(dists, key=lambda d: d.normalized_name)
 
 
@@ -62,7 +75,7 @@ def _short_license(text: str) -> str:
     return first if len(first) <= 80 else ""
 
 
-def cyclonedx(dists: Iterable[Distribution], *, layer: str, tool_name: str, tool_version: str) -> dict[str, Any]:
+def cyclonedx(dists: Iterable[Package], *, layer: str, tool_name: str, tool_version: str) -> dict[str, Any]:
     components = []
     for dist in dists:
         component: dict[str, Any] = {

@@ -163,7 +163,7 @@ def contribute(
         log.step(f"Dependencies: installing {requirements.file} from {source} ({reason})")
         with log.timed("Dependencies installed"):
             layer.reset()
-            _install(ctx, requirements, vendor, uv, runtime, site_packages)
+            _install(ctx, requirements, vendor, uv, python, runtime, site_packages)
             dropped = _drop_runtime_duplicates(site_packages, runtime.distributions())
             if dropped:
                 log.detail(f"already in the runtime layer: {', '.join(dropped)}")
@@ -195,22 +195,30 @@ def _cache_key(requirements: Requirements, vendor: Path | None, python: StackPyt
 
 
 def _install(
-    ctx: BuildContext, requirements: Requirements, vendor: Path | None, uv: Uv, runtime: Runtime, target: Path
+    ctx: BuildContext,
+    requirements: Requirements,
+    vendor: Path | None,
+    uv: Uv,
+    python: StackPython,
+    runtime: Runtime,
+    target: Path,
 ) -> None:
     wheelhouse = Wheelhouse.locate(ctx.env, ctx.buildpack.dir)
-    args = [
-        "pip", "install",
-        "--python", str(runtime.python),
-        "--target", str(target),
-        "--no-cache",
-        "--link-mode", "copy",
-        "--compile-bytecode",
-        "--constraint", str(runtime.constraints),
-        "--find-links", str(wheelhouse.path),
-    ]
-    if vendor is not None:
-        args += ["--no-index", "--find-links", str(vendor)]
     with tempfile.TemporaryDirectory(prefix="ofn-deps-") as tmp:
+        constraints = Path(tmp) / "runtime-constraints.txt"
+        constraints.write_text(runtime.constraints(), encoding="utf-8")
+        args = [
+            "pip", "install",
+            "--python", str(python.executable),  # the interpreter the runtime's venv is made from
+            "--target", str(target),
+            "--no-cache",
+            "--link-mode", "copy",
+            "--compile-bytecode",
+            "--constraint", str(constraints),
+            "--find-links", str(wheelhouse.path),
+        ]
+        if vendor is not None:
+            args += ["--no-index", "--find-links", str(vendor)]
         if requirements.requirement_file is not None:
             args += ["--requirement", str(requirements.requirement_file)]
         else:

@@ -1,14 +1,15 @@
 """The `runtime` layer: a virtual environment with the functions framework and all its
 extras, installed offline from the wheelhouse the buildpack carries.
 
-Cached and reused untouched while the buildpack version, the stack's Python and the
-wheelhouse are unchanged. Its `constraints.txt` lists what it installed, so the
-dependencies layer resolves the user's packages around the framework's versions.
+A launch-only layer, reused from the previous image while the buildpack version, the
+stack's Python and the wheelhouse are unchanged: its metadata records what it holds (the
+exact package versions), which is all a later build needs from it. Rebuilds neither copy
+it into nor restore it from the build cache, and Shipwright builds with an empty cache
+volume still reuse it from the image in the registry.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 import shutil
@@ -25,7 +26,6 @@ from ofn_buildpack.python_version import StackPython
 LAYER_NAME = "runtime"
 FRAMEWORK = "openfunction-functions-framework"
 EXTRAS = "all"
-CONSTRAINTS_FILE = "constraints.txt"
 _KEY_VERSION = "1"
 
 
@@ -78,74 +78,65 @@ class Wheelhouse:
 @dataclass(frozen=True)
 class Runtime:
     path: Path
-    python: Path  # the virtual environment's interpreter
-    site_packages: Path
-    constraints: Path
+    packages: tuple[sbom.Package, ...]  # everything the layer's environment holds
     framework_version: str
     cache_key: str
     reused: bool
 
+    def constraints(self) -> str:
+        """Pins for resolving the user's packages around the framework's versions."""
+        return "".join(f"{p.name}=={p.version}\n" for p in self.packages)
+
     def distributions(self) -> dict[str, str]:
         """Normalized name -> version of everything installed in the layer."""
-        return {d.normalized_name: d.version for d in sbom.installed(self.site_packages)}
+        return {p.normalized_name: p.version for p in self.packages}
 
 
 def contribute(ctx: BuildContext, uv: Uv, python: StackPython, log: Log) -> Runtime:
     wheelhouse = Wheelhouse.locate(ctx.env, ctx.buildpack.dir)
     version = wheelhouse.framework_version()
     layer = ctx.layer(LAYER_NAME)
-    metadata = {
+    inputs = {
         "cache_key_version": _KEY_VERSION,
         "buildpack_version": ctx.buildpack.version,
         "python_version": python.text,
         "framework_version": version,
         "wheelhouse": wheelhouse.fingerprint(),
     }
-    key = hashlib.sha256(repr(sorted(metadata.items())).encode()).hexdigest()[:16]
-    metadata["cache_key"] = key
+    key = hashlib.sha256(repr(sorted(inputs.items())).encode()).hexdigest()[:16]
 
     restored = layer.restored_metadata()
-    site_packages = layer.path / "lib" / f"python{python.minor}" / "site-packages"
-    runtime = Runtime(
-        path=layer.path,
-        python=layer.path / "bin" / "python",
-        site_packages=site_packages,
-        constraints=layer.path / CONSTRAINTS_FILE,
-        framework_version=version,
-        cache_key=key,
-        reused=False,
-    )
-    reusable = (
-        restored is not None
-        and restored.get("cache_key") == key
-        and runtime.python.exists()
-        and runtime.constraints.is_file()
-    )
-    if reusable:
-        log.step(f"Runtime: reusing {FRAMEWORK} {version} (Python {python.text}) from the cache")
-        runtime = dataclasses.replace(runtime, reused=True)
+    packages = _restored_packages(restored) if restored and restored.get("cache_key") == key else None
+    if packages:
+        # the layer comes from the previous image as it is; its directory is not needed
+        log.step(f"Runtime: reusing {FRAMEWORK} {version} (Python {python.text}) from the previous image")
+        reused = True
     else:
-        reason = "no cached layer" if restored is None else "buildpack, Python or wheelhouse changed"
-        if restored is not None and restored.get("cache_key") == key:
-            reason = "cached layer missing"
+        reason = "no previous layer" if restored is None else "buildpack, Python or wheelhouse changed"
         log.step(f"Runtime: installing {FRAMEWORK}[{EXTRAS}] {version} offline ({reason})")
         with log.timed("Runtime installed"):
             _install(layer.path, uv, python, wheelhouse, ctx)
-            freeze = uv.run(["pip", "freeze", "--python", str(runtime.python)], cwd=ctx.app_dir)
-            if not freeze.ok:
-                raise RuntimeLayerError(RuntimeLayerErrorKind.INSTALL_FAILED, wheelhouse.path, freeze.output)
-            runtime.constraints.write_text(freeze.stdout, encoding="utf-8")
+        site_packages = layer.path / "lib" / f"python{python.minor}" / "site-packages"
+        packages = [sbom.Package(d.name, d.version, d.license) for d in sbom.installed(site_packages)]
+        reused = False
 
-    layer.write_metadata(LayerTypes(launch=True, build=True, cache=True), metadata)
+    runtime = Runtime(layer.path, tuple(packages), version, key, reused)
+    layer.write_metadata(
+        LayerTypes(launch=True),
+        {**inputs, "cache_key": key, "packages": [p.to_metadata() for p in runtime.packages]},
+    )
     layer.write_sbom(
-        sbom.cyclonedx(
-            sbom.installed(site_packages),
-            layer=LAYER_NAME,
-            tool_name=ctx.buildpack.id,
-            tool_version=ctx.buildpack.version,
-        )
+        sbom.cyclonedx(runtime.packages, layer=LAYER_NAME, tool_name=ctx.buildpack.id,
+                       tool_version=ctx.buildpack.version)
     )
     return runtime
+
+
+def _restored_packages(metadata: Mapping[str, object]) -> list[sbom.Package] | None:
+    entries = metadata.get("packages")
+    if not isinstance(entries, list) or not entries:
+        return None
+    return [sbom.Package.from_metadata(e) for e in entries if isinstance(e, Mapping)]
 
 
 def _install(path: Path, uv: Uv, python: StackPython, wheelhouse: Wheelhouse, ctx: BuildContext) -> None:

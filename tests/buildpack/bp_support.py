@@ -175,8 +175,7 @@ class Cnb:
             layer = toml.with_suffix("")
             if not cached and layer.is_dir():
                 shutil.rmtree(layer)
-            lines = ["[metadata]"] + [f"{k} = {_toml_value(v)}" for k, v in data.get("metadata", {}).items()]
-            toml.write_text("\n".join(lines) + "\n")
+            toml.write_text(_without_types_table(toml.read_text()))
         for sbom in self.layers.glob("*.sbom.*.json"):
             sbom.unlink()
 
@@ -187,9 +186,13 @@ class Cnb:
         return tomllib.loads((self.layers / "launch.toml").read_text())
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _without_types_table(text: str) -> str:
+    """The layer TOML with its [types] table dropped (all types false), metadata intact."""
+    kept, skipping = [], False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skipping = stripped == "[types]"
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"

@@ -35,11 +35,13 @@ def test_build_contributes_layers_and_web_process(cnb):
     assert result.returncode == 0, result.output
 
     runtime = cnb.layer_toml("runtime")
-    assert runtime["types"] == {"launch": True, "build": True, "cache": True}
+    # launch-only: reused from the previous image by its metadata, never via the cache
+    assert runtime["types"] == {"launch": True, "build": False, "cache": False}
     assert runtime["metadata"]["framework_version"] == FRAMEWORK_VERSION
     assert runtime["metadata"]["buildpack_version"] == "0.1.0"
+    assert {(p["name"], p["version"]) for p in runtime["metadata"]["packages"]} == {
+        ("openfunction-functions-framework", FRAMEWORK_VERSION), ("ofn-fake-dep", "1.0")}
     assert (cnb.layers / "runtime" / "bin" / "functions-framework").is_file()
-    assert (cnb.layers / "runtime" / "constraints.txt").read_text().count("==") == 2
 
     deps = cnb.layer_toml("dependencies")
     assert deps["types"] == {"launch": True, "build": True, "cache": True}
@@ -157,24 +159,29 @@ def _marker(layer: Path) -> Path:
     return marker
 
 
-def test_cached_layers_are_reused_when_nothing_changed(cnb):
+def test_layers_are_reused_when_nothing_changed(cnb):
     cnb.write("main.py", HELLO)
     cnb.write("requirements.txt", "greeting==1.0\n")
     cnb.vendor("greeting-1.0-*.whl")
     assert cnb.build().returncode == 0
-    runtime_marker = _marker(cnb.layers / "runtime")
     deps_marker = _marker(cnb.layers / "dependencies")
-    before = cnb.layer_toml("dependencies")["metadata"]
+    before = {name: cnb.layer_toml(name)["metadata"] for name in LAYERS}
+    runtime_sbom = (cnb.layers / "runtime.sbom.cdx.json").read_text()
 
     cnb.restore()
+    assert not (cnb.layers / "runtime").exists()  # launch-only: only its metadata comes back
     result = cnb.build()
     assert result.returncode == 0, result.output
-    assert "Runtime: reusing" in result.stdout
+    assert "Runtime: reusing openfunction-functions-framework 0.1.0" in result.stdout
     assert "Dependencies: reusing the cached layer (requirements.txt unchanged)" in result.stdout
-    assert runtime_marker.exists() and deps_marker.exists()
-    assert cnb.layer_toml("dependencies")["metadata"] == before
-    # types are written again (the lifecycle restores them as false) and SBOMs too
-    assert cnb.layer_toml("dependencies")["types"]["launch"] is True
+    # the runtime is not reinstalled: the lifecycle takes it from the previous image
+    assert not (cnb.layers / "runtime").exists()
+    assert deps_marker.exists()
+    assert {name: cnb.layer_toml(name)["metadata"] for name in LAYERS} == before
+    # types are written again (the lifecycle restores them as false), SBOMs too, unchanged
+    assert cnb.layer_toml("runtime")["types"]["launch"] is True
+    assert cnb.layer_toml("dependencies")["types"]["cache"] is True
+    assert (cnb.layers / "runtime.sbom.cdx.json").read_text() == runtime_sbom
     assert (cnb.layers / "dependencies.sbom.cdx.json").is_file()
     assert (cnb.layers / "launch.toml").is_file()
 
@@ -184,7 +191,6 @@ def test_dependencies_rebuilt_when_requirements_change(cnb):
     cnb.write("requirements.txt", "greeting==1.0\n")
     cnb.vendor("greeting-*.whl")
     assert cnb.build().returncode == 0
-    runtime_marker = _marker(cnb.layers / "runtime")
     deps_marker = _marker(cnb.layers / "dependencies")
     key = cnb.layer_toml("dependencies")["metadata"]["cache_key"]
 
@@ -195,9 +201,12 @@ def test_dependencies_rebuilt_when_requirements_change(cnb):
     assert "Dependencies: installing requirements.txt from vendor/ (offline)" in result.stdout
     assert "requirements.txt, vendor/, Python or runtime changed" in result.stdout
     assert not deps_marker.exists()
-    assert runtime_marker.exists()  # the runtime does not depend on the user's packages
+    # the runtime does not depend on the user's packages, and they do not need its directory
+    assert "Runtime: reusing" in result.stdout
+    assert not (cnb.layers / "runtime").exists()
     assert cnb.layer_toml("dependencies")["metadata"]["cache_key"] != key
     assert "hello" in (cnb.layers / "dependencies" / "site-packages" / "greeting.py").read_text()
+    assert not (cnb.layers / "dependencies" / "site-packages" / "ofn_fake_dep.py").exists()
 
 
 def test_included_requirement_files_are_part_of_the_key(cnb):
@@ -231,7 +240,6 @@ def test_runtime_reinstalled_when_the_wheelhouse_changes(cnb, tmp_path, wheelhou
 
     cnb.write("main.py", HELLO)
     assert cnb.build().returncode == 0
-    marker = _marker(cnb.layers / "runtime")
     changed = tmp_path / "wheelhouse-2"
     shutil.copytree(wheelhouse, changed)
 
@@ -241,7 +249,8 @@ def test_runtime_reinstalled_when_the_wheelhouse_changes(cnb, tmp_path, wheelhou
     result = cnb.build({"OFN_WHEELHOUSE": str(changed)})
     assert result.returncode == 0, result.output
     assert "Runtime: installing" in result.stdout
-    assert not marker.exists()
+    assert "buildpack, Python or wheelhouse changed" in result.stdout
+    assert (cnb.layers / "runtime" / "bin" / "functions-framework").is_file()
 
 
 def test_func_clear_source_keeps_python_sources_and_drops_vendor(cnb):

@@ -87,16 +87,15 @@ class Redis:
         )
         return result.stdout.rstrip("\n")
 
-    def wait_for(self, check, *, timeout: float = 20.0, what: str = "a condition") -> Any:
-        """Poll `check(self)` until it returns something truthy (bounded)."""
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            value = check(self)
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {value!r}")
+    def stream(self, key: str) -> list[dict[str, Any]]:
+        """The messages `pubsub.redis` published to the topic `key`: their CloudEvents."""
+        out = self.cli("XRANGE", key, "-", "+")
+        lines = out.splitlines()
+        events = []
+        for index, line in enumerate(lines):
+            if line == "data" and index + 1 < len(lines):
+                events.append(json.loads(lines[index + 1]))
+        return events
 
 
 @contextmanager
@@ -297,6 +296,13 @@ class Daprd:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 204, response.status
 
+    def get_state(self, store: str, key: str) -> bytes | None:
+        """A value of a state store, through the sidecar's HTTP API (None when absent)."""
+        url = f"http://127.0.0.1:{self.http_port}/v1.0/state/{store}/{key}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read()
+            return body if response.status == 200 and body else None
+
     def terminate(self, timeout: float = 15.0) -> int:
         return self.process.terminate(timeout=timeout)
 
@@ -375,3 +381,58 @@ def start_daprd(resources: str | os.PathLike[str], app_port: int | None, *,
             wait_for_daprd(daprd, timeout=timeout, app=wait == "app")
         yield daprd
     shutil.rmtree(home, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- functions
+
+
+def input_binding(component: str, ctype: str = "bindings.cron") -> dict[str, Any]:
+    return {"componentName": component, "componentType": ctype}
+
+
+def topic(component: str, name: str, ctype: str = "pubsub.redis",
+          **metadata: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {"componentName": component, "componentType": ctype, "uri": name}
+    if metadata:
+        spec["metadata"] = metadata
+    return spec
+
+
+def output_binding(component: str, ctype: str = "bindings.redis", operation: str = "create",
+                   **metadata: str) -> dict[str, Any]:
+    return {"componentName": component, "componentType": ctype, "operation": operation,
+            "metadata": metadata}
+
+
+def function_context(name: str, port: int, *, runtime: str = "Async",
+                     inputs: Mapping[str, Any] | None = None,
+                     outputs: Mapping[str, Any] | None = None,
+                     states: Mapping[str, Any] | None = None,
+                     tracing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A FUNC_CONTEXT (OpenFunction's v1beta1 shape) for a function on `port`."""
+    ctx: dict[str, Any] = {"name": name, "version": "v1", "runtime": runtime, "port": str(port)}
+    for key, value in (("inputs", inputs), ("outputs", outputs), ("states", states),
+                       ("pluginsTracing", tracing)):
+        if value:
+            ctx[key] = dict(value)
+    return ctx
+
+
+def function_env(func_context: Mapping[str, Any], ports: SidecarPorts,
+                 **extra: str) -> dict[str, str]:
+    """The environment OpenFunction gives a function with a sidecar, outside Kubernetes."""
+    return {"FUNC_CONTEXT": json.dumps(func_context), "CONTEXT_MODE": "self-host",
+            **ports.env, **extra}
+
+
+def wait_until(check, *, timeout: float = 20.0, what: str = "a condition",
+               interval: float = 0.1) -> Any:
+    """Poll `check()` until it returns something truthy; bounded."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {value!r}")

@@ -123,8 +123,13 @@ async def _serve_grpc(fn: "Function", dispatcher: EventDispatcher, connection: D
     logger.info("serving Dapr app callbacks (gRPC) on %s", address)
 
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        dispatcher.closing = True  # from now on new events are answered RETRY
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     try:
         try:
             ready = await _wait_for_sidecar_or_stop(connection.settings, connection, stop)

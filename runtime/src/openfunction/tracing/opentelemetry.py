@@ -9,7 +9,9 @@ scheme is plain text (`http://`); write `https://` for TLS. When the process alr
 to it and no exporter is made.
 
 Per invocation: a SERVER (HTTP) or CONSUMER (Dapr event) span named after the function with the
-attributes of `openfunction.tracing.common`, continuing the W3C `traceparent` / `tracestate` /
+tags of `openfunction.tracing.common` as attributes (those that are the same for every span -
+`func`, `instance`, `namespace`, `layer` and the configured tags - are resource attributes,
+beside `service.name` and the rest, unless the provider was made elsewhere), continuing the W3C `traceparent` / `tracestate` /
 `baggage` of the request headers or of the inner event's metadata; `pluginsTracing.baggage`
 entries are added to the baggage. For each `ctx.send` a PRODUCER span under it, whose context
 goes into the outgoing inner event's metadata. The invocation's span is the current span while
@@ -76,7 +78,9 @@ class OpenTelemetryTracer:
             trace.set_tracer_provider(provider)
             self._owned = provider
         self._tracer = provider.get_tracer("openfunction", __version__)
-        self._static = dict(settings.tags)
+        # The same for every span: on the resource of a provider made here (encoded once per
+        # export batch), on each span of a provider someone else made.
+        self._static = {} if self._owned is not None else dict(settings.tags)
 
     def enter(self, invocation: "Invocation") -> "_Entry":
         parent = self._propagate.extract(incoming_carrier(invocation))
@@ -111,12 +115,8 @@ class OpenTelemetryTracer:
             self.settings.service,
             context=entry.context,
             kind=self._SpanKind.PRODUCER,
-            attributes={
-                "func": self.settings.service,
-                "layer": "faas",
-                "peer": target,
-                "component.type": output.building_block,
-            },
+            attributes={**self._static, "peer": target,
+                        "component.type": output.building_block},
         )
         self._propagate.inject(message.metadata, context=self._trace.set_span_in_context(
             span, entry.context))
@@ -199,6 +199,7 @@ def _make_provider(settings: TraceSettings, config: "FunctionConfig",
         exporter_config, provider_config.oap_server if provider_config else "", environ
     )
     attributes = {
+        **dict(settings.tags),
         "service.name": settings.service,
         "service.instance.id": settings.instance,
         "faas.name": settings.service,

@@ -1,0 +1,169 @@
+"""Throughput and tail latency of hello world with tracing off, SkyWalking on, OpenTelemetry on.
+
+    .venv/bin/python bench/tracing.py [--rounds 3] [--duration 5] [--connections 32]
+
+One run measures the three modes side by side on loopback: for every round each mode gets a
+fresh `functions-framework` process (pinned to CPU 0) and one wrk measurement (wrk, this
+script, the SkyWalking collector and the OTLP receiver share CPU 1), in an order that rotates
+from round to round. The table gives the median of the rounds. The collector and the receiver
+are the ones the tests use, so the agent and the exporter do their real work: build, encode
+and send every span over gRPC. Every step has a timeout; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.otlp_receiver import OTLPReceiver  # noqa: E402
+from support.process import FUNCTIONS_FRAMEWORK, free_port, wait_for_port  # noqa: E402
+from support.skywalking_collector import SkyWalkingCollector  # noqa: E402
+
+MODES = ("off", "skywalking", "opentelemetry")
+HELLO = 'def hello(request):\n    return "Hello, World!\\n"\n'
+
+
+@dataclass
+class Sample:
+    mode: str
+    requests_per_second: float
+    p99_ms: float
+    spans: int
+
+
+def func_context(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiver) -> dict:
+    ctx: dict = {"name": "hello", "version": "v1", "runtime": "Knative"}
+    if mode == "skywalking":
+        ctx["pluginsTracing"] = {"enabled": True, "provider": {
+            "name": "skywalking", "oapServer": collector.address}}
+    elif mode == "opentelemetry":
+        ctx["pluginsTracing"] = {"enabled": True, "provider": {
+            "name": "opentelemetry", "exporter": {"name": "otlp", "endpoint": receiver.endpoint}}}
+    return ctx
+
+
+def pin(cpu: int | None):  # type: ignore[no-untyped-def]
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def wrk(url: str, connections: int, seconds: float) -> tuple[float, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rps, p99
+
+
+def spans_seen(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiver) -> int:
+    if mode == "skywalking":
+        return sum(len(s.spans) for s in list(collector.segments))
+    if mode == "opentelemetry":
+        return len(receiver.spans)
+    return 0
+
+
+def measure(mode: str, source: Path, args: argparse.Namespace, server_cpu: int | None,
+            collector: SkyWalkingCollector, receiver: OTLPReceiver) -> Sample:
+    port = free_port()
+    env = {**os.environ, "FUNC_CONTEXT": json.dumps(func_context(mode, collector, receiver)),
+           "CONTEXT_MODE": "self-host", "LOG_LEVEL": "WARNING"}
+    cmd = [FUNCTIONS_FRAMEWORK, "--source", str(source), "--target", "hello",
+           "--host", "127.0.0.1", "--port", str(port)]
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=pin(server_cpu))
+    try:
+        wait_for_port(port, proc, timeout=30)
+        url = f"http://127.0.0.1:{port}/"
+        wrk(url, args.connections, 1)  # warm-up: the agent starts, caches fill
+        before = spans_seen(mode, collector, receiver)
+        rps, p99 = wrk(url, args.connections, args.duration)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    time.sleep(1.0)  # the last spans arrive
+    spans = spans_seen(mode, collector, receiver) - before
+    return Sample(mode, rps, p99, spans)
+
+
+def report(samples: list[Sample], args: argparse.Namespace) -> str:
+    rows = []
+    base_rps = statistics.median(s.requests_per_second for s in samples if s.mode == "off")
+    for mode in MODES:
+        mine = [s for s in samples if s.mode == mode]
+        rps = statistics.median(s.requests_per_second for s in mine)
+        p99 = statistics.median(s.p99_ms for s in mine)
+        spans = statistics.median(s.spans for s in mine)
+        cost = "" if mode == "off" else f"{(1 - rps / base_rps) * 100:+.1f}%".replace("+-", "-")
+        rounds = ", ".join(f"{s.requests_per_second:,.0f}" for s in mine)
+        delivered = "-" if mode == "off" else f"{spans:,.0f}"
+        rows.append(f"| {mode} | {rps:,.0f} | {cost or '-'} | {p99:.2f} | {delivered} | {rounds} |")
+    header = (
+        f"hello world, {args.connections} connections, {args.duration:g} s per measurement, "
+        f"{args.rounds} interleaved rounds, medians\n\n"
+        "| tracing | req/s | throughput cost | p99 ms | spans received (one measurement) "
+        "| req/s per round |\n|---|---:|---:|---:|---:|---|"
+    )
+    return "\n".join([header, *rows])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpu = cpus[0] if len(cpus) > 1 else None
+    if server_cpu is not None:
+        os.sched_setaffinity(0, set(cpus[1:]))  # wrk, collectors and this script
+
+    collector, receiver = SkyWalkingCollector(), OTLPReceiver()
+    collector.start()
+    receiver.start()
+    samples: list[Sample] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "main.py"
+            source.write_text(HELLO)
+            for round_no in range(args.rounds):
+                order = MODES[round_no % 3:] + MODES[:round_no % 3]
+                for mode in order:
+                    sample = measure(mode, source, args, server_cpu, collector, receiver)
+                    samples.append(sample)
+                    print(f"round {round_no + 1} {mode:>13}: {sample.requests_per_second:9,.0f} "
+                          f"req/s  p99 {sample.p99_ms:6.2f} ms  spans {sample.spans:,}",
+                          file=sys.stderr, flush=True)
+                collector.clear()
+                receiver.spans.clear()
+    finally:
+        receiver.stop()
+        collector.stop()
+    print(report(samples, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
