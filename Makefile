@@ -146,3 +146,13 @@ demo: builder
 	echo "GET http://127.0.0.1:$(DEMO_PORT)/ ->"; \
 	curl -fsS http://127.0.0.1:$(DEMO_PORT)/ || { docker logs $$name; exit 1; }; \
 	echo "image $(SAMPLE_IMAGE): $$(docker image inspect -f '{{.Size}}' $(SAMPLE_IMAGE) | awk '{printf "%.0f MB", $$1/1e6}')"
+
+# ---------------------------------------------------------------------------------------
+# Benchmarks (figures land in bench/results-*.md; see bench/README.md)
+.PHONY: bench
+bench: venv daprd builder
+	$(VPY) bench/http.py
+	$(VPY) bench/plugins.py
+	$(VPY) bench/tracing.py
+	$(VPY) bench/dapr.py
+	bash bench/build.sh

@@ -23,6 +23,7 @@ for img in "$BUILDER_IMAGE" "$BUILD_IMAGE" "$RUN_IMAGE"; do
 done
 [ -x "$PACK" ] || { echo "error: pack missing at $PACK; run make tools" >&2; exit 1; }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d)
 trap 'rm -rf "$work"; docker rm -f ofn-bench-run >/dev/null 2>&1 || true' EXIT
 cp -r "$root/samples/hello" "$work/app"
@@ -85,11 +86,15 @@ installer() {  # installer uv|pip; prints seconds
       fi
       awk -v a="$start" -v b="$(date +%s.%N)" "BEGIN { printf \"%.1f\", b - a }"' _ "$1"
 }
-uv_time=$(installer uv)
-pip_time=$(installer pip)
+uv_times=() pip_times=()
+for _ in 1 2 3; do  # interleaved, medians
+  uv_times+=("$(installer uv)")
+  pip_times+=("$(installer pip)")
+done
+uv_time=$(printf '%s\n' "${uv_times[@]}" | median)
+pip_time=$(printf '%s\n' "${pip_times[@]}" | median)
 
-runtime_layer=$(docker history --no-trunc --format '{{.Size}} {{.CreatedBy}}' "$image" >/dev/null 2>&1; \
-  docker image inspect -f '{{index .Config.Labels "io.buildpacks.lifecycle.metadata"}}' "$image" \
+runtime_layer=$(docker image inspect -f '{{index .Config.Labels "io.buildpacks.lifecycle.metadata"}}' "$image" \
   | python3 -c 'import json,sys; m=json.load(sys.stdin); print([l for b in m["buildpacks"] for n,l in b["layers"].items() if n=="runtime"][0]["sha"])')
 runtime_mb=$(docker run --rm --entrypoint du "$image" -sm /layers/openfunction_python-function/runtime | cut -f1)
 
@@ -100,15 +105,15 @@ report=$(cat <<EOF
 | warm \`pack build\`, nothing changed (median of $runs) | ${warm} s |
 | warm \`pack build\`, main.py edited | ${edited} s |
 | \`docker run\` to first HTTP 200 | ${first_response} s |
-| runtime layer install, uv (buildpack) | ${uv_time} s |
-| runtime layer install, pip (for comparison) | ${pip_time} s |
+| runtime layer install, uv (buildpack; median of 3, interleaved with pip) | ${uv_time} s |
+| runtime layer install, pip (for comparison; median of 3) | ${pip_time} s |
 | run image \`$RUN_IMAGE\` | $(mb "$RUN_IMAGE") MB |
 | build image \`$BUILD_IMAGE\` | $(mb "$BUILD_IMAGE") MB |
 | builder \`$BUILDER_IMAGE\` | $(mb "$BUILDER_IMAGE") MB |
 | final image \`$image\` | $(mb "$image") MB |
 | runtime layer on disk (${runtime_layer:7:12}) | ${runtime_mb} MB |
 
-pack $("$PACK" version), $(docker version --format 'Docker engine {{.Server.Version}}'), $(date -u +%Y-%m-%d).
+pack $("$PACK" version), $(docker version --format 'Docker engine {{.Server.Version}}'), $(date -u +%Y-%m-%d); load average at start ${load_start}, at end $(cut -d' ' -f1-3 /proc/loadavg).
 EOF
 )
 echo "$report"

@@ -338,7 +338,8 @@ def bench_send(work: Path, requests: int, rounds: int) -> dict[str, list[float]]
 
 
 def report(async_results: dict[str, dict[str, list[float]]],
-           send_results: dict[str, list[float]], args: argparse.Namespace) -> str:
+           send_results: dict[str, list[float]], args: argparse.Namespace,
+           load: tuple[float, float]) -> str:
     lat = {k: statistics.median(v) for k, v in send_results.items()}
     cpu = platform.processor() or platform.machine()
     lines = [
@@ -349,7 +350,9 @@ def report(async_results: dict[str, dict[str, list[float]]],
         f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, daprd "
         f"{DAPR_VERSION} (built from its Go module by `make daprd`), loopback only. Function "
         "processes on CPU 0; daprd, Redis and the driver on CPU 1. Medians of the rounds; the "
-        "variants are interleaved and their order rotates from round to round.",
+        "variants are interleaved and their order rotates from round to round. 1-minute load "
+        f"average {load[0]:.1f} at the start and {load[1]:.1f} at the end (above about 2 "
+        "other work shared the two CPUs: compare the per-round values, not just medians).",
         "",
         "## Async runtime: daprd → function → output",
         "",
@@ -408,13 +411,14 @@ def main() -> int:
     args = parser.parse_args()
     os.sched_setaffinity(0, {int(OTHER_CPU)})  # daprd and Redis inherit it
     work = Path(tempfile.mkdtemp(prefix="ofn-bench-dapr-"))
+    load_start = os.getloadavg()[0]
     async_results = {}
     for scenario in SCENARIOS:
         print(f"async events, {scenario}:", flush=True)
         async_results[scenario] = bench_async(work, scenario, args.events, args.rounds)
     print("ctx.send latency:", flush=True)
     send_results = bench_send(work, args.requests, args.rounds)
-    text = report(async_results, send_results, args)
+    text = report(async_results, send_results, args, (load_start, os.getloadavg()[0]))
     Path(args.out).write_text(text)
     print(text)
     return 0

@@ -40,12 +40,15 @@ from _common import (  # noqa: E402
     HOST,
     OUT,
     VENV_BIN,
+    Gate,
     Server,
+    add_gate_options,
     fmt_ms,
     fmt_ratio,
     fmt_rps,
     free_port,
     machine_summary,
+    make_gate,
     median,
     package_version,
     pick_cpus,
@@ -53,7 +56,6 @@ from _common import (  # noqa: E402
     progress,
     require_tools,
     table,
-    wait_for_quiet,
     wrk,
     write_results,
 )
@@ -82,7 +84,7 @@ class Samples:
     cold: list[float] = field(default_factory=list)
 
 
-def ours(target: str) -> Callable[[int, int], Server]:
+def ours(target: str, runtime_src: Path | None) -> Callable[[int, int], Server]:
     def make(port: int, cpu: int) -> Server:
         return Server(
             name=f"ours-{target}",
@@ -91,7 +93,7 @@ def ours(target: str) -> Callable[[int, int], Server]:
                   "--host", HOST, "--port", str(port)],
             port=port,
             cpu=cpu,
-            env={"LOG_LEVEL": "WARNING"},
+            env={"LOG_LEVEL": "WARNING", **({"PYTHONPATH": str(runtime_src)} if runtime_src else {})},
         )
 
     return make
@@ -137,22 +139,27 @@ def ensure_gcp_venv(venv: Path, version: str) -> None:
                    check=True, timeout=600)
 
 
-def measure_round(spec: Spec, samples: Samples, args: argparse.Namespace,
+def measure_round(spec: Spec, samples: Samples, args: argparse.Namespace, gate: Gate,
                   server_cpu: int, client_cpu: int) -> None:
+    gate.settle()
     port = free_port()
     with spec.make(port, server_cpu) as server:
         samples.cold.append(server.cold_start or 0.0)
         wrk(port, connections=args.connections, duration=args.warmup, cpu=client_cpu)
-        load = wrk(port, connections=args.connections, duration=args.duration, cpu=client_cpu)
-        single = wrk(port, connections=1, duration=args.duration, cpu=client_cpu)
+        load = gate.run(lambda: wrk(port, connections=args.connections, duration=args.duration,
+                                    cpu=client_cpu, server=server))
+        single = gate.run(lambda: wrk(port, connections=1, duration=args.duration,
+                                      cpu=client_cpu, server=server))
     samples.rps.append(load.rps)
     samples.p50.append(single.p50_ms)
     samples.p99.append(single.p99_ms)
     progress(f"  {spec.key:<12} {load.rps:>9,.0f} req/s   p50 {single.p50_ms:.3f} ms   "
-             f"p99 {single.p99_ms:.3f} ms   start {server.cold_start:.3f} s")
+             f"p99 {single.p99_ms:.3f} ms   start {samples.cold[-1]:.3f} s   "
+             f"(others: {max(load.foreign, single.foreign):.2f} CPU)")
 
 
-def measure_cold(spec: Spec, samples: Samples, server_cpu: int) -> None:
+def measure_cold(spec: Spec, samples: Samples, gate: Gate, server_cpu: int) -> None:
+    gate.settle()
     server = spec.make(free_port(), server_cpu)
     try:
         samples.cold.append(server.start())
@@ -178,24 +185,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gcp-version", default=GCP_VERSION)
     parser.add_argument("--only", help="comma-separated subset of: ours-def, ours-async, raw-def, "
                         "raw-async, gcp")
-    parser.add_argument("--quiet-threshold", type=float, default=0.10,
-                        help="before each measurement wait while other processes keep more than "
-                             "this fraction of the CPUs busy (default 0.10)")
-    parser.add_argument("--quiet-budget", type=float, default=60.0,
-                        help="total seconds the script may wait for a quiet host (default 60)")
+    add_gate_options(parser)
+    parser.add_argument("--runtime-src", type=Path,
+                        help="serve our function with the runtime package found in this folder "
+                             "instead of the installed one (to try a change)")
     parser.add_argument("--output", type=Path, default=BENCH / "results-http.md")
     args = parser.parse_args(argv)
+    if args.runtime_src:
+        args.runtime_src = args.runtime_src.resolve()
+        if not (args.runtime_src / "openfunction" / "__init__.py").is_file():
+            parser.error(f"--runtime-src: no openfunction package in {args.runtime_src}")
     if args.rounds < 1 or args.duration < 1:
         parser.error("--rounds and --duration must be at least 1")
 
-    args.noisy = 0
     require_tools("wrk", "taskset")
     server_cpu, client_cpu = pick_cpus(args.server_cpu, args.client_cpu)
     pin_self(client_cpu)
 
     specs = [
-        Spec("ours-def", "ours (`functions-framework`)", "`def`", ours("hello")),
-        Spec("ours-async", "ours (`functions-framework`)", "`async def`", ours("hello_async")),
+        Spec("ours-def", "ours (`functions-framework`)", "`def`", ours("hello", args.runtime_src)),
+        Spec("ours-async", "ours (`functions-framework`)", "`async def`", ours("hello_async", args.runtime_src)),
         Spec("raw-def", "raw Starlette on uvicorn (uvloop + httptools)", "`def`", starlette("app_def")),
         Spec("raw-async", "raw Starlette on uvicorn (uvloop + httptools)", "`async def`",
              starlette("app_async")),
@@ -212,30 +221,26 @@ def main(argv: list[str] | None = None) -> int:
     samples = {s.key: Samples() for s in specs}
 
     started = time.time()
-    quiet_deadline = time.monotonic() + args.quiet_budget
+    gate = make_gate(args)
     for r in range(args.rounds):
         progress(f"round {r + 1}/{args.rounds}")
         order = specs[r % len(specs):] + specs[: r % len(specs)]
         for spec in order:
-            busy = wait_for_quiet(args.quiet_threshold, max(0.0, quiet_deadline - time.monotonic()))
-            if busy > args.quiet_threshold:
-                args.noisy += 1
-                progress(f"  (host busy: {busy:.0%} of the CPUs used before this measurement)")
-            measure_round(spec, samples[spec.key], args, server_cpu, client_cpu)
+            measure_round(spec, samples[spec.key], args, gate, server_cpu, client_cpu)
     extra = max(0, args.cold_starts - args.rounds)
     if extra:
         progress(f"cold starts ({extra} more spawns each)")
         for i in range(extra):
             for spec in specs[i % len(specs):] + specs[: i % len(specs)]:
-                measure_cold(spec, samples[spec.key], server_cpu)
+                measure_cold(spec, samples[spec.key], gate, server_cpu)
     elapsed = time.time() - started
 
-    report = render(specs, samples, args, server_cpu, client_cpu, elapsed)
+    report = render(specs, samples, args, gate, server_cpu, client_cpu, elapsed)
     write_results(args.output, report)
     return 0
 
 
-def render(specs: list[Spec], samples: dict[str, Samples], args: argparse.Namespace,
+def render(specs: list[Spec], samples: dict[str, Samples], args: argparse.Namespace, gate: Gate,
            server_cpu: int, client_cpu: int, elapsed: float) -> str:
     med = {k: (median(s.rps), median(s.p50), median(s.p99), median(s.cold)) for k, s in samples.items()}
     rows = [
@@ -255,11 +260,11 @@ def render(specs: list[Spec], samples: dict[str, Samples], args: argparse.Namesp
         f"Cold start: spawn of the process -> first `200` on `/`, median of "
         f"{len(next(iter(samples.values())).cold)} spawns.",
         "",
-        *([f"Warning: {args.noisy} of {args.rounds * len(specs)} measurements started while other "
-           f"processes kept more than {args.quiet_threshold:.0%} of the CPUs busy; absolute "
-           f"figures are low, compare ratios (servers are interleaved).", ""] if args.noisy else []),
-        f"Command: `.venv/bin/python bench/http.py --rounds {args.rounds} --duration {args.duration:g}`"
-        f" ({elapsed / 60:.1f} min).",
+        gate.note(),
+        "",
+        f"Command: `.venv/bin/python bench/http.py --rounds {args.rounds} --duration {args.duration:g}"
+        + (f" --runtime-src {args.runtime_src}" if args.runtime_src else "")
+        + f"` ({elapsed / 60:.1f} min).",
         "",
         table(["server", "function", f"req/s ({args.connections} conn)", "p50 (1 conn)",
                "p99 (1 conn)", "spawn -> first 200"], rows, "llrrrr"),

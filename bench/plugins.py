@@ -37,10 +37,13 @@ from _common import (  # noqa: E402
     FIXTURES,
     HOST,
     VENV_BIN,
+    Gate,
     Server,
+    add_gate_options,
     fmt_rps,
     free_port,
     machine_summary,
+    make_gate,
     median,
     package_version,
     pick_cpus,
@@ -48,7 +51,6 @@ from _common import (  # noqa: E402
     progress,
     require_tools,
     table,
-    wait_for_quiet,
     wrk,
     write_results,
 )
@@ -89,7 +91,7 @@ def configs(functions: list[str]) -> list[Config]:
     return out
 
 
-def make_server(cfg: Config, port: int, cpu: int) -> Server:
+def make_server(cfg: Config, port: int, cpu: int, runtime_src: Path | None = None) -> Server:
     names = cfg.plugin_names()
     ctx = {"name": "hello", "version": "v1", "runtime": "Knative",
            "prePlugins": names, "postPlugins": names}
@@ -101,16 +103,19 @@ def make_server(cfg: Config, port: int, cpu: int) -> Server:
         port=port,
         cpu=cpu,
         env={"FUNC_CONTEXT": json.dumps(ctx), "CONTEXT_MODE": "self-host",
-             "PYTHONPATH": str(FIXTURES), "LOG_LEVEL": "WARNING"},
+             "PYTHONPATH": os.pathsep.join(str(p) for p in (runtime_src, FIXTURES) if p),
+             "LOG_LEVEL": "WARNING"},
     )
 
 
 # ----------------------------------------------------------------- in-process timing
 
 
-def micro(number: int, repeat: int) -> dict[tuple[str, int], float]:
+def micro(number: int, repeat: int, runtime_src: Path | None = None) -> dict[tuple[str, int], float]:
     """µs per invocation: Pipeline.run around a no-op call (count 0: the call alone)."""
     sys.path.insert(0, str(FIXTURES))
+    if runtime_src:
+        sys.path.insert(0, str(runtime_src))
     import noop_plugins  # noqa: F401 - bench/fixtures
     from openfunction.config import FunctionConfig
     from openfunction.invocation import HTTP, Invocation
@@ -169,13 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--micro-repeat", type=int, default=7, help="repeats, best kept (default 7)")
     parser.add_argument("--server-cpu", type=int, help="CPU the servers run on (default: the first)")
     parser.add_argument("--client-cpu", type=int, help="CPU wrk runs on (default: another one)")
-    parser.add_argument("--quiet-threshold", type=float, default=0.10,
-                        help="before each measurement wait while other processes keep more than "
-                             "this fraction of the CPUs busy (default 0.10)")
-    parser.add_argument("--quiet-budget", type=float, default=60.0,
-                        help="total seconds the script may wait for a quiet host (default 60)")
+    add_gate_options(parser)
+    parser.add_argument("--runtime-src", type=Path,
+                        help="measure the runtime package found in this folder instead of the "
+                             "installed one (to try a change; e.g. a copy of runtime/src)")
     parser.add_argument("--output", type=Path, default=BENCH / "results-plugins.md")
     args = parser.parse_args(argv)
+    if args.runtime_src:
+        args.runtime_src = args.runtime_src.resolve()
+        if not (args.runtime_src / "openfunction" / "__init__.py").is_file():
+            parser.error(f"--runtime-src: no openfunction package in {args.runtime_src}")
     if args.rounds < 1 or args.duration < 1:
         parser.error("--rounds and --duration must be at least 1")
     functions = [f.strip() for f in args.functions.split(",") if f.strip()]
@@ -188,40 +196,36 @@ def main(argv: list[str] | None = None) -> int:
 
     # in-process first, on the server's CPU, before any server runs there
     os.sched_setaffinity(0, {server_cpu})
+    gate = make_gate(args)
     progress("in-process Pipeline.run timing")
-    wait_for_quiet(args.quiet_threshold, 10.0)
-    micro_us = micro(args.micro_number, args.micro_repeat)
+    gate.settle()
+    micro_us = micro(args.micro_number, args.micro_repeat, args.runtime_src)
     pin_self(client_cpu)
 
     cfgs = configs(functions)
     samples = {c.key: Samples() for c in cfgs}
-    noisy = 0
-    quiet_deadline = time.monotonic() + args.quiet_budget
     for r in range(args.rounds):
         progress(f"round {r + 1}/{args.rounds}")
         shift = r % len(cfgs)
         for cfg in cfgs[shift:] + cfgs[:shift]:
-            busy = wait_for_quiet(args.quiet_threshold, max(0.0, quiet_deadline - time.monotonic()))
-            if busy > args.quiet_threshold:
-                noisy += 1
-                progress(f"  (host busy: {busy:.0%} of the CPUs used before this measurement)")
+            gate.settle()
             port = free_port()
-            with make_server(cfg, port, server_cpu):
+            with make_server(cfg, port, server_cpu, args.runtime_src) as server:
                 wrk(port, connections=args.connections, duration=args.warmup, cpu=client_cpu)
-                result = wrk(port, connections=args.connections, duration=args.duration,
-                             cpu=client_cpu)
+                result = gate.run(lambda: wrk(port, connections=args.connections,
+                                              duration=args.duration, cpu=client_cpu, server=server))
             samples[cfg.key].rps.append(result.rps)
-            progress(f"  {cfg.key:<14} {result.rps:>9,.0f} req/s")
+            progress(f"  {cfg.key:<14} {result.rps:>9,.0f} req/s   (others: {result.foreign:.2f} CPU)")
     elapsed = time.time() - started
 
-    report = render(cfgs, samples, micro_us, functions, args, server_cpu, client_cpu, elapsed, noisy)
+    report = render(cfgs, samples, micro_us, functions, args, server_cpu, client_cpu, elapsed, gate)
     write_results(args.output, report)
     return 0
 
 
 def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple[str, int], float],
            functions: list[str], args: argparse.Namespace, server_cpu: int, client_cpu: int,
-           elapsed: float, noisy: int) -> str:
+           elapsed: float, gate: Gate) -> str:
     rps = {k: median(s.rps) for k, s in samples.items()}
     rows = []
     for cfg in cfgs:
@@ -277,10 +281,11 @@ def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple
         "1/rps is the CPU time of one request (noisy at the µs level: a 1% swing of req/s is "
         "about 1 µs per plugin at 10 plugins).",
         "",
-        *([f"Warning: {noisy} of {args.rounds * len(cfgs)} measurements started while other "
-           f"processes kept more than {args.quiet_threshold:.0%} of the CPUs busy.", ""] if noisy else []),
+        gate.note(),
+        "",
         f"Command: `.venv/bin/python bench/plugins.py --rounds {args.rounds} --duration "
-        f"{args.duration:g}` ({elapsed / 60:.1f} min).",
+        f"{args.duration:g}" + (f" --runtime-src {args.runtime_src}" if args.runtime_src else "")
+        + f"` ({elapsed / 60:.1f} min).",
         "",
         "## Over HTTP",
         "",

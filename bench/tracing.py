@@ -7,7 +7,8 @@ fresh `functions-framework` process (pinned to CPU 0) and one wrk measurement (w
 script, the SkyWalking collector and the OTLP receiver share CPU 1), in an order that rotates
 from round to round. The table gives the median of the rounds. The collector and the receiver
 are the ones the tests use, so the agent and the exporter do their real work: build, encode
-and send every span over gRPC. Every step has a timeout; nothing leaves the machine.
+and send every span over gRPC. Before each measurement it waits (bounded) for other work on the machine to settle. Every
+step has a timeout; nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -79,6 +80,29 @@ def spans_seen(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiver
     return 0
 
 
+def host_busy(seconds: float = 1.0) -> float:
+    """The fraction of all CPUs busy over `seconds` (from /proc/stat)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return idle, sum(fields)
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_quiet_host(limit: float, max_wait: float) -> float:
+    """Wait (bounded) until other work on the machine leaves the CPUs nearly idle."""
+    deadline = time.monotonic() + max_wait
+    busy = host_busy()
+    while busy > limit and time.monotonic() < deadline:
+        busy = host_busy()
+    return busy
+
+
 def measure(mode: str, source: Path, args: argparse.Namespace, server_cpu: int | None,
             collector: SkyWalkingCollector, receiver: OTLPReceiver) -> Sample:
     port = free_port()
@@ -91,6 +115,9 @@ def measure(mode: str, source: Path, args: argparse.Namespace, server_cpu: int |
                             preexec_fn=pin(server_cpu))
     try:
         wait_for_port(port, proc, timeout=30)
+        busy = wait_for_quiet_host(args.quiet, args.max_wait)
+        if busy > args.quiet:
+            print(f"  (host {busy:.0%} busy before measuring {mode})", file=sys.stderr)
         url = f"http://127.0.0.1:{port}/"
         wrk(url, args.connections, 1)  # warm-up: the agent starts, caches fill
         before = spans_seen(mode, collector, receiver)
@@ -115,14 +142,14 @@ def report(samples: list[Sample], args: argparse.Namespace) -> str:
         rps = statistics.median(s.requests_per_second for s in mine)
         p99 = statistics.median(s.p99_ms for s in mine)
         spans = statistics.median(s.spans for s in mine)
-        cost = "" if mode == "off" else f"{(1 - rps / base_rps) * 100:+.1f}%".replace("+-", "-")
+        cost = "" if mode == "off" else f"{(rps / base_rps - 1) * 100:+.1f}%"
         rounds = ", ".join(f"{s.requests_per_second:,.0f}" for s in mine)
         delivered = "-" if mode == "off" else f"{spans:,.0f}"
         rows.append(f"| {mode} | {rps:,.0f} | {cost or '-'} | {p99:.2f} | {delivered} | {rounds} |")
     header = (
         f"hello world, {args.connections} connections, {args.duration:g} s per measurement, "
         f"{args.rounds} interleaved rounds, medians\n\n"
-        "| tracing | req/s | throughput cost | p99 ms | spans received (one measurement) "
+        "| tracing | req/s | vs off | p99 ms | spans received (one measurement) "
         "| req/s per round |\n|---|---:|---:|---:|---:|---|"
     )
     return "\n".join([header, *rows])
@@ -133,6 +160,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quiet", type=float, default=0.15,
+                        help="wait until the host is less busy than this before measuring")
+    parser.add_argument("--max-wait", type=float, default=60.0,
+                        help="seconds to wait for a quiet host at most")
     args = parser.parse_args()
 
     cpus = sorted(os.sched_getaffinity(0))

@@ -8,6 +8,7 @@ import json
 import signal
 import textwrap
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from support.process import free_port, run_function
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def source(tmp_path, text: str, name: str = "main.py"):
@@ -104,9 +105,11 @@ def test_topic_to_mqtt_output(tmp_path):
 
 
 FLAKY_SOURCE = """
-    from openfunction.dapr import Retry
+    from openfunction.dapr import Drop, Retry
 
     async def handler(ctx, data):
+        if data.get("poison"):
+            return Drop("this one can never be processed")
         key = f"attempts-{data['id']}"
         attempts = int(await ctx.states.get("attempts", key) or 0) + 1
         await ctx.states.save("attempts", key, attempts)
@@ -118,7 +121,7 @@ FLAKY_SOURCE = """
 """
 
 
-def test_failed_deliveries_are_retried_and_processed_once(tmp_path):
+def test_failed_deliveries_are_retried_and_processed_once_and_drops_dead_letter(tmp_path):
     with start_redis() as redis:
         resources = write_components(tmp_path / "resources", [
             redis_component("bus", "pubsub.redis", redis),
@@ -127,7 +130,7 @@ def test_failed_deliveries_are_retried_and_processed_once(tmp_path):
         ])
         port, ports = free_port(), SidecarPorts.free()
         ctx = function_context(
-            "flaky", port, inputs={"jobs": topic("bus", "jobs")},
+            "flaky", port, inputs={"jobs": topic("bus", "jobs", deadLetterTopic="jobs-dead")},
             outputs={"done": topic("bus", "done")},
             states={"attempts": {"componentName": "attempts", "componentType": "state.redis"}})
         with run_function(source(tmp_path, FLAKY_SOURCE), "handler",
@@ -135,8 +138,12 @@ def test_failed_deliveries_are_retried_and_processed_once(tmp_path):
                 start_daprd(resources, port, ports=ports, wait="app") as daprd:
             for i in range(3):
                 daprd.publish("bus", "jobs", {"id": i})
+            daprd.publish("bus", "jobs", {"id": 99, "poison": True})
             wait_until(lambda: len(redis.stream("done")) >= 3, timeout=20,
                        what="three processed events")
+            dead = wait_until(lambda: redis.stream("jobs-dead"), timeout=10,
+                              what="the dropped event on the dead-letter topic")
+            assert [e["data"] for e in dead] == [{"id": 99, "poison": True}]
             time.sleep(1.0)  # a duplicate would show up by now
             done = sorted((e["data"]["id"], e["data"]["attempts"]) for e in redis.stream("done"))
             assert done == [(0, 3), (1, 3), (2, 3)]

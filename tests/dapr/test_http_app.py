@@ -45,6 +45,8 @@ def test_subscriptions_and_binding_discovery(client):
     subs = client.get("/dapr/subscribe").json()
     assert sorted((s["pubsubname"], s["topic"], s["route"]) for s in subs) == [
         ("bus", "audit", "/topics/audit"), ("bus", "orders", "/topics/orders")]
+    audit = next(s for s in subs if s["topic"] == "audit")
+    assert audit["deadLetterTopic"] == "audit-dead" and audit["metadata"] == {}
     assert client.options("/cron").status_code == 200
     assert client.options("/other").status_code == 404
     assert client.get("/dapr/config").json() == {}

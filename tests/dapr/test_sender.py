@@ -1,19 +1,19 @@
 """Sender routing: which Dapr call each output gets, and what payload it carries."""
 
-import asyncio
 import json
 import time
 
 import pytest
 
 from conftest import RecordingConnection, run
-from openfunction.config import Component, FunctionConfig, TracingConfig, TracingProvider
+from openfunction.config import (
+    Component, DaprEndpoint, FunctionConfig, TracingConfig, TracingProvider,
+)
 from openfunction.context import OutgoingMessage
 from openfunction.dapr import innerevent
 from openfunction.dapr.connection import DaprConnection, DaprSettings
 from openfunction.dapr.outcome import SEND_FAILURES, Outcome, outcome_of
 from openfunction.dapr.sender import DaprSender, content_type_of
-from openfunction.config import DaprEndpoint
 from openfunction.errors import DaprUnavailableError, OutputError
 from openfunction.invocation import BINDING, HTTP, TOPIC, Invocation
 from support.process import free_port

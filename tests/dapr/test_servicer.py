@@ -49,7 +49,8 @@ FUNC_CONTEXT = {
         "ticks": {"componentName": "cron", "componentType": "bindings.cron"},
         "orders": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "orders",
                    "metadata": {"rawPayload": "false"}},
-        "audit": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "audit"},
+        "audit": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "audit",
+                  "metadata": {"deadLetterTopic": "audit-dead"}},
     },
     "outputs": {"out": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "next"}},
 }
@@ -92,8 +93,10 @@ def test_subscription_lists(serve):
 
     (bindings, topics), _, _ = serve(body)
     assert list(bindings.bindings) == ["cron"]
-    subs = sorted((s.pubsub_name, s.topic, dict(s.metadata)) for s in topics.subscriptions)
-    assert subs == [("bus", "audit", {}), ("bus", "orders", {"rawPayload": "false"})]
+    subs = sorted((s.pubsub_name, s.topic, dict(s.metadata), s.dead_letter_topic)
+                  for s in topics.subscriptions)
+    assert subs == [("bus", "audit", {}, "audit-dead"),
+                    ("bus", "orders", {"rawPayload": "false"}, "")]
 
 
 def test_binding_event_success_and_failure(serve):

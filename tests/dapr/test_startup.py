@@ -7,11 +7,10 @@ import time
 import pytest
 
 from conftest import run
-from openfunction.config import DaprEndpoint
+from openfunction.config import Component, DaprEndpoint, FunctionConfig
 from openfunction.dapr.connection import DaprSettings, wait_for_sidecar
 from openfunction.dapr.server import app_protocol, check_port
 from openfunction.dapr.services import dapr_connection, dapr_services
-from openfunction.config import FunctionConfig, Component
 from openfunction.errors import ConfigError, DaprUnavailableError, ServeError
 from support.process import free_port
 

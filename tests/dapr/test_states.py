@@ -1,7 +1,6 @@
 """`ctx.states` over Dapr (the connection recorded)."""
 
 import asyncio
-import threading
 
 import pytest
 

@@ -91,8 +91,9 @@ def test_creator_publishes_an_image_that_answers(registry: str, tmp_path: Path):
         f"&& chown -R {uid}:{gid} /platform/env",
     )
     assert prepare.returncode == 0, prepare.output
-    try:
-        create = docker(
+
+    def create() -> str:
+        result = docker(
             "run", "--rm", "--network", "host", "--user", f"{uid}:{gid}",
             "-e", f"CNB_PLATFORM_API={PLATFORM_API}", *mounts, BUILDER_IMAGE,
             "/cnb/lifecycle/creator",
@@ -102,11 +103,23 @@ def test_creator_publishes_an_image_that_answers(registry: str, tmp_path: Path):
             f"-run-image={run_image}", image,
             timeout=600,
         )
-        assert create.returncode == 0, create.output
-        assert "target from FUNC_NAME" in create.output
+        assert result.returncode == 0, result.output
+        return result.output
+
+    try:
+        first = create()
+        assert "target from FUNC_NAME" in first
         report = tomllib.loads((dirs["layers"] / "report.toml").read_text())
         assert report["image"]["tags"] == [image]
         assert report["image"]["digest"].startswith("sha256:")
+
+        # a rebuild with an empty cache volume (an emptyDir in the cluster) still reuses
+        # the runtime layer: from the previous image in the registry
+        docker("run", "--rm", "--user", "0", "--entrypoint", "bash", *mounts, BUILDER_IMAGE, "-c",
+               "rm -rf /cache/* /layers/*")
+        second = create()
+        assert "Runtime: reusing" in second
+        assert "Reusing layer 'openfunction/python-function:runtime'" in second
     finally:
         # give the files back to this user so pytest can clean the temp dir
         docker("run", "--rm", "--user", "0", "--entrypoint", "chown", *mounts, BUILDER_IMAGE,

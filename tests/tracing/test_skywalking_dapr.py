@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 PRODUCER = """
 def handler(ctx, data):
-    ctx.send({"order": data}, "sink")          # a def function: sends from a worker thread
+    ctx.send({"order": data}, "orders")        # a def function: sends from a worker thread
     return {"sent": True}
 """
 
@@ -36,6 +36,7 @@ def handler(ctx, data):
 """
 
 TOPIC = "orders"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "tracing"
 
 
 @pytest.fixture(scope="module")
@@ -78,26 +79,32 @@ def pod(name: str) -> dict[str, str]:
 
 
 @contextmanager
-def producer(tmp: Path, collector, broker: Mosquitto, **extra) -> Iterator[Process]:
+def producer(tmp: Path, collector, broker: Mosquitto, source: Path | None = None,
+             target: str = "handler", **extra) -> Iterator[Process]:
     """A Knative function whose output is the MQTT topic, with its own daprd."""
-    (tmp / "producer.py").write_text(PRODUCER)
+    if source is None:
+        source = tmp / "producer.py"
+        source.write_text(PRODUCER)
     resources = write_components(tmp / "producer-resources",
                                  [mqtt_component("msgs", "pubsub.mqtt3", broker)])
     ctx = {"name": "producer", "version": "v1", "runtime": "Knative",
-           "outputs": {"sink": {"componentName": "msgs", "componentType": "pubsub.mqtt3",
-                                "uri": TOPIC}},
+           "outputs": {"orders": {"componentName": "msgs", "componentType": "pubsub.mqtt3",
+                                  "uri": TOPIC}},
            "pluginsTracing": tracing(collector, **extra)}
     # The daprd of a function that only sends needs no app: nothing listens on its app port.
     with start_daprd(resources, free_port(), app_id="producer", wait="outbound") as daprd:
         env = {"FUNC_CONTEXT": json.dumps(ctx), **pod("producer"), **daprd.env}
-        with run_function(tmp / "producer.py", "handler", env=env) as fn:
+        with run_function(source, target, env=env) as fn:
             yield fn
 
 
 @contextmanager
-def consumer(tmp: Path, collector, broker: Mosquitto) -> Iterator[tuple[Process, Daprd, Path]]:
+def consumer(tmp: Path, collector, broker: Mosquitto, source: Path | None = None,
+             target: str = "handler") -> Iterator[tuple[Process, Daprd, Path]]:
     """An Async function reading the MQTT topic, with its own daprd."""
-    (tmp / "consumer.py").write_text(CONSUMER)
+    if source is None:
+        source = tmp / "consumer.py"
+        source.write_text(CONSUMER)
     received = tmp / "received.jsonl"
     resources = write_components(tmp / "consumer-resources",
                                  [mqtt_component("msgs", "pubsub.mqtt3", broker)])
@@ -111,7 +118,7 @@ def consumer(tmp: Path, collector, broker: Mosquitto) -> Iterator[tuple[Process,
                                                 wait="outbound"))
         env = {"FUNC_CONTEXT": json.dumps(ctx), **pod("consumer"), **daprd.env,
                "RECEIVED": str(received)}
-        fn = stack.enter_context(run_function(tmp / "consumer.py", "handler", env=env, port=port))
+        fn = stack.enter_context(run_function(source, target, env=env, port=port))
         deadline = time.monotonic() + 20
         while not daprd.metadata().get("subscriptions"):
             assert time.monotonic() < deadline, f"daprd never subscribed:\n{daprd.log}\n{fn.log}"
@@ -181,16 +188,18 @@ def test_async_function_continues_the_trace_of_a_go_inner_event(tmp_path, collec
 
 
 def test_one_trace_from_http_through_two_functions_and_daprd(tmp_path, collector, broker):
-    """HTTP → producer → daprd → MQTT topic → daprd → consumer: one trace, two services."""
+    """HTTP → order-front → daprd → MQTT topic → daprd → order-handler (samples/tracing):
+    one trace, two services, the producer's exit span the parent of the consumer's entry."""
     upstream = "-".join(["1", b64("e2e-trace"), b64("client-segment"), "2", b64("client"),
                          b64("client-0"), b64("/buy"), b64("producer:8080")])
-    with consumer(tmp_path, collector, broker) as (_, _, received), \
-            producer(tmp_path, collector, broker) as fn:
-        r = httpx.post(fn.url, json={"item": "book"}, headers={"sw8": upstream}, timeout=10)
-        assert r.status_code == 200, fn.log
+    with consumer(tmp_path, collector, broker, SAMPLE / "async" / "main.py", "handle") as (
+            handler, _, _), \
+            producer(tmp_path, collector, broker, SAMPLE / "sync" / "main.py", "accept") as fn:
+        r = httpx.post(fn.url, json={"item": "lamp"}, headers={"sw8": upstream}, timeout=10)
+        assert r.status_code == 200 and r.json() == {"accepted": {"item": "lamp", "quantity": 1}}
         (a,) = collector.wait_for_segments("producer")
         (b,) = collector.wait_for_segments("consumer")
-    assert received.read_text().splitlines() == ['{"order": {"item": "book"}}']
+    assert "order {'item': 'lamp', 'quantity': 1} (trace e2e-trace)" in handler.log
     assert a.traceId == b.traceId == "e2e-trace"
     assert entry_of(a).refs[0].parentService == "client"
     (a_exit,) = [s for s in a.spans if s.spanType == 1]

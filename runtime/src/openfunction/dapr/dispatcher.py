@@ -93,6 +93,19 @@ class Subscriptions:
         return cls(MappingProxyType(bindings), MappingProxyType(topics))
 
 
+DEAD_LETTER_KEY = "deadLetterTopic"
+
+
+def subscription_of(component: Component) -> tuple[dict[str, str], str]:
+    """(subscription metadata, dead-letter topic) of a topic input.
+
+    The input's metadata becomes the subscription's (`rawPayload`, ...), except
+    `deadLetterTopic`, which names the topic dropped messages go to.
+    """
+    metadata = dict(component.metadata)
+    return metadata, metadata.pop(DEAD_LETTER_KEY, "")
+
+
 def _str_map(value: Mapping[str, Any] | None) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in (value or {}).items()})
 
@@ -104,6 +117,8 @@ class EventDispatcher:
         self.runner = runner
         self.subscriptions = subscriptions or Subscriptions.from_config(config)
         self.closing = False
+        self.cancelled = 0
+        """Events cancelled unfinished (by daprd, or by shutdown past the grace period)."""
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
         self._ids = itertools.count(1)
@@ -171,6 +186,10 @@ class EventDispatcher:
             await self.runner.run(invocation)
             await self._finish_sends(invocation)
             outcome, reason = outcome_of(invocation)
+        except asyncio.CancelledError:
+            # not acknowledged, so Dapr delivers it again
+            self.cancelled += 1
+            raise
         except Exception as exc:  # noqa: BLE001 - never lose an event to a framework bug
             logger.exception("event %s from input %r could not be handled", request_id, input_.name)
             outcome, reason = Outcome.RETRY, f"internal error: {type(exc).__name__}: {exc}"

@@ -2,7 +2,8 @@
 
     ListInputBindings       the binding component of every `bindings.*` input
     ListTopicSubscriptions  (componentName, uri) of every `pubsub.*` input, with the
-                            input's metadata as subscription metadata
+                            input's metadata as subscription metadata (its
+                            `deadLetterTopic` as the dead-letter topic)
     OnBindingEvent          SUCCESS: empty response; RETRY: a gRPC error (daprd reports it
                             to the binding, which redelivers when it can); DROP: empty
                             response (acknowledged, with a warning)
@@ -25,7 +26,7 @@ from dapr.proto.runtime.v1 import appcallback_pb2 as pb
 from dapr.proto.runtime.v1 import appcallback_pb2_grpc as pb_grpc
 from google.protobuf import json_format
 
-from openfunction.dapr.dispatcher import EventDispatcher
+from openfunction.dapr.dispatcher import EventDispatcher, subscription_of
 from openfunction.dapr.outcome import Outcome
 
 TopicStatus = pb.TopicEventResponse.TopicEventResponseStatus
@@ -51,10 +52,12 @@ class AppCallbackService(
         self.dispatcher = dispatcher
         subscriptions = dispatcher.subscriptions
         self._bindings = pb.ListInputBindingsResponse(bindings=list(subscriptions.bindings))
-        self._topics = pb.ListTopicSubscriptionsResponse(subscriptions=[
-            pb.TopicSubscription(pubsub_name=pubsub, topic=topic, metadata=dict(component.metadata))
-            for (pubsub, topic), component in subscriptions.topics.items()
-        ])
+        topics = []
+        for (pubsub, topic), component in subscriptions.topics.items():
+            metadata, dead_letter = subscription_of(component)
+            topics.append(pb.TopicSubscription(pubsub_name=pubsub, topic=topic, metadata=metadata,
+                                               dead_letter_topic=dead_letter))
+        self._topics = pb.ListTopicSubscriptionsResponse(subscriptions=topics)
 
     def register(self, server: grpc.aio.Server) -> None:
         pb_grpc.add_AppCallbackServicer_to_server(self, server)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from openfunction.dapr.dispatcher import EventDispatcher
+from openfunction.dapr.dispatcher import EventDispatcher, subscription_of
 from openfunction.dapr.events import is_json_type
 from openfunction.dapr.outcome import Outcome
 
@@ -57,11 +57,14 @@ class DaprHttpApp:
         self.on_startup = list(on_startup or [])
         self.on_shutdown = list(on_shutdown or [])
         subscriptions = dispatcher.subscriptions
-        self._subscriptions = [
-            {"pubsubname": pubsub, "topic": topic, "route": topic_route(component.name),
-             "metadata": dict(component.metadata)}
-            for (pubsub, topic), component in subscriptions.topics.items()
-        ]
+        self._subscriptions = []
+        for (pubsub, topic), component in subscriptions.topics.items():
+            metadata, dead_letter = subscription_of(component)
+            entry = {"pubsubname": pubsub, "topic": topic, "route": topic_route(component.name),
+                     "metadata": metadata}
+            if dead_letter:
+                entry["deadLetterTopic"] = dead_letter
+            self._subscriptions.append(entry)
         self._routes = {topic_route(c.name): key for key, c in subscriptions.topics.items()}
         self._bindings = {"/" + name: name for name in subscriptions.bindings}
 

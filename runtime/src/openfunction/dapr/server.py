@@ -88,10 +88,13 @@ def serve_async(fn: "Function", *, host: str, grace_period: float,
         logger.info(line)
     if protocol == "http":
         _serve_http(fn, dispatcher, connection, host, grace_period)
-        return
-    drained = asyncio.run(_serve_grpc(fn, dispatcher, connection, host, grace_period))
+        # uvicorn cancels requests only when its grace period ran out
+        drained = dispatcher.cancelled == 0
+    else:
+        drained = asyncio.run(_serve_grpc(fn, dispatcher, connection, host, grace_period))
     if not drained:
         # worker threads may still run user code: do not wait for them at exit
+        logger.error("exiting with event(s) unfinished; Dapr delivers them again")
         logging.shutdown()
         os._exit(1)
 
@@ -136,10 +139,8 @@ async def _serve_grpc(fn: "Function", dispatcher: EventDispatcher, connection: D
         except BaseException:
             await server.stop(0)
             raise
-        if not ready:
-            await server.stop(0)
-            return True
-        await stop.wait()
+        if ready:
+            await stop.wait()
         logger.info("stopping: finishing %d event(s) in flight (grace period %gs)",
                     dispatcher.in_flight, grace_period)
         drained = await dispatcher.drain(grace_period)

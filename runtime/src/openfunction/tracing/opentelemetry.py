@@ -152,6 +152,11 @@ class OpenTelemetryPlugin(Plugin):
     entry: _Entry | None = None
     """This invocation's span (set on the per-invocation copy only)."""
 
+    def init(self) -> "Plugin":
+        fresh = object.__new__(type(self))  # cheaper than the default copy
+        fresh.tracer = self.tracer
+        return fresh
+
     def setup(self, config: "FunctionConfig") -> None:
         self.tracer = OpenTelemetryTracer(TraceSettings.from_config(config), config, os.environ)
         logger.info("OpenTelemetry tracing: exporting to %s as service %r",

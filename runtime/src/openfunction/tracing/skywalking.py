@@ -234,8 +234,13 @@ class SkyWalkingPlugin(Plugin):
     version = "v1"
 
     tracer: SkyWalkingTracer | None = None
-    span: SegmentRecord | None = None
+    segment: SegmentRecord | None = None
     """This invocation's segment (set on the per-invocation copy only)."""
+
+    def init(self) -> "Plugin":
+        fresh = object.__new__(type(self))  # cheaper than the default copy
+        fresh.tracer = self.tracer
+        return fresh
 
     def setup(self, config: "FunctionConfig") -> None:
         provider = config.tracing.provider if config.tracing else None
@@ -244,27 +249,27 @@ class SkyWalkingPlugin(Plugin):
 
     def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
         if self.tracer is not None:
-            self.span = self.tracer.enter(ctx)
+            self.segment = self.tracer.enter(ctx)
 
     def exec_post_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
-        span = self.span
-        if span is not None and self.tracer is not None:
-            self.span = None
-            self.tracer.leave(span, ctx)
+        segment = self.segment
+        if segment is not None and self.tracer is not None:
+            self.segment = None
+            self.tracer.leave(segment, ctx)
 
     def on_send(self, ctx: "Invocation", message: "OutgoingMessage") -> None:
-        span = self.span
-        if span is not None and self.tracer is not None:
-            self.tracer.send(span, message)
+        segment = self.segment
+        if segment is not None and self.tracer is not None:
+            self.tracer.send(segment, message)
 
     def get(self, key: str) -> Any:
-        span = self.span
-        if span is None:
+        segment = self.segment
+        if segment is None:
             return None
         if key == "trace_id":
-            return span.trace_id
+            return segment.trace_id
         if key == "segment_id":
-            return span.segment_id
+            return segment.segment_id
         return None
 
     def close(self) -> None:

@@ -5,8 +5,8 @@ most tags the same on every invocation. So the segments are kept as small record
 encoded by hand in the protocol's wire format (`SegmentObject` of skywalking/v3
 Tracing.proto), with everything constant encoded once at start-up. The agent's reporter
 thread sends them in batches with `TraceSegmentReportService/collectInSync`: one RPC per
-batch (at most `MAX_BATCH` segments gathered for up to `BATCH_WINDOW` seconds) instead of
-one streamed message per segment. That is what keeps tracing cheap enough for a small
+batch (what gathered in `BATCH_WINDOW` seconds, at most `MAX_BATCH` segments an RPC) instead
+of one streamed message per segment. That is what keeps tracing cheap enough for a small
 function; the agent still owns the queue, the thread, the channel, retries and
 shutdown flushing.
 """
@@ -128,8 +128,13 @@ def batching_protocol(base: type, encoder: SegmentEncoder) -> type:
             )
 
         def report_segment(self, queue: Queue, block: bool = True) -> None:
+            if block:
+                # Let a batch gather. (Sleeping rather than waiting on the queue: a reporter
+                # blocked in `queue.get` would be woken by every invocation's segment, and
+                # each wake-up costs the function the GIL.)
+                time.sleep(BATCH_WINDOW)
             while True:
-                records = _take(queue, block)
+                records = _take(queue)
                 if not records:
                     return
                 try:
@@ -137,25 +142,18 @@ def batching_protocol(base: type, encoder: SegmentEncoder) -> type:
                 except grpc.RpcError:
                     self.on_error()
                     raise
-                if block:
+                if len(records) < MAX_BATCH:
                     return
 
     return BatchingGrpcProtocol
 
 
-def _take(queue: Queue, block: bool) -> list[Any]:
-    """Up to MAX_BATCH records: what is queued, waiting up to BATCH_WINDOW when `block`."""
+def _take(queue: Queue) -> list[Any]:
+    """Up to MAX_BATCH of the queued records."""
     records: list[Any] = []
-    deadline = time.monotonic() + BATCH_WINDOW
     while len(records) < MAX_BATCH:
         try:
-            if block:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                item = queue.get(timeout=left)
-            else:
-                item = queue.get_nowait()
+            item = queue.get_nowait()
         except Empty:
             break
         queue.task_done()
