@@ -41,7 +41,19 @@ class Sample:
     mode: str
     requests_per_second: float
     p99_ms: float
+    cpu_us: float
+    """CPU time of the function's process (all its threads) per request."""
     spans: int
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU the process has used (user + system, all threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def func_context(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiver) -> dict:
@@ -61,7 +73,7 @@ def pin(cpu: int | None):  # type: ignore[no-untyped-def]
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def wrk(url: str, connections: int, seconds: float) -> tuple[float, float]:
+def wrk(url: str, connections: int, seconds: float) -> tuple[float, float, int]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
@@ -69,7 +81,8 @@ def wrk(url: str, connections: int, seconds: float) -> tuple[float, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    return rps, p99
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, p99, requests
 
 
 def spans_seen(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiver) -> int:
@@ -121,7 +134,10 @@ def measure(mode: str, source: Path, args: argparse.Namespace, server_cpu: int |
         url = f"http://127.0.0.1:{port}/"
         wrk(url, args.connections, 1)  # warm-up: the agent starts, caches fill
         before = spans_seen(mode, collector, receiver)
-        rps, p99 = wrk(url, args.connections, args.duration)
+        cpu = process_cpu(proc.pid)
+        rps, p99, requests = wrk(url, args.connections, args.duration)
+        time.sleep(0.3)  # the reporter's last batch of the run
+        cpu_us = (process_cpu(proc.pid) - cpu) / requests * 1e6
     finally:
         proc.terminate()
         try:
@@ -131,26 +147,32 @@ def measure(mode: str, source: Path, args: argparse.Namespace, server_cpu: int |
             proc.wait()
     time.sleep(1.0)  # the last spans arrive
     spans = spans_seen(mode, collector, receiver) - before
-    return Sample(mode, rps, p99, spans)
+    return Sample(mode, rps, p99, cpu_us, spans)
 
 
 def report(samples: list[Sample], args: argparse.Namespace) -> str:
+    def median(mode: str, attr: str) -> float:
+        return statistics.median(getattr(s, attr) for s in samples if s.mode == mode)
+
+    base_rps, base_cpu = median("off", "requests_per_second"), median("off", "cpu_us")
     rows = []
-    base_rps = statistics.median(s.requests_per_second for s in samples if s.mode == "off")
     for mode in MODES:
-        mine = [s for s in samples if s.mode == mode]
-        rps = statistics.median(s.requests_per_second for s in mine)
-        p99 = statistics.median(s.p99_ms for s in mine)
-        spans = statistics.median(s.spans for s in mine)
-        cost = "" if mode == "off" else f"{(rps / base_rps - 1) * 100:+.1f}%"
-        rounds = ", ".join(f"{s.requests_per_second:,.0f}" for s in mine)
-        delivered = "-" if mode == "off" else f"{spans:,.0f}"
-        rows.append(f"| {mode} | {rps:,.0f} | {cost or '-'} | {p99:.2f} | {delivered} | {rounds} |")
+        rps, p99, cpu = (median(mode, a) for a in ("requests_per_second", "p99_ms", "cpu_us"))
+        if mode == "off":
+            vs_rps = vs_cpu = delivered = "-"
+        else:
+            vs_rps = f"{(rps / base_rps - 1) * 100:+.1f}%"
+            vs_cpu = f"{(cpu / base_cpu - 1) * 100:+.1f}% ({cpu - base_cpu:+.0f} µs)"
+            delivered = f"{median(mode, 'spans'):,.0f}"
+        rounds = ", ".join(f"{s.requests_per_second:,.0f}" for s in samples if s.mode == mode)
+        rows.append(f"| {mode} | {rps:,.0f} | {vs_rps} | {p99:.2f} | {cpu:.0f} | {vs_cpu} "
+                    f"| {delivered} | {rounds} |")
     header = (
         f"hello world, {args.connections} connections, {args.duration:g} s per measurement, "
         f"{args.rounds} interleaved rounds, medians\n\n"
-        "| tracing | req/s | vs off | p99 ms | spans received (one measurement) "
-        "| req/s per round |\n|---|---:|---:|---:|---:|---|"
+        "| tracing | req/s | vs off | p99 ms | CPU µs/request | vs off "
+        "| spans received (one measurement) | req/s per round |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---|"
     )
     return "\n".join([header, *rows])
 
@@ -185,7 +207,8 @@ def main() -> int:
                     sample = measure(mode, source, args, server_cpu, collector, receiver)
                     samples.append(sample)
                     print(f"round {round_no + 1} {mode:>13}: {sample.requests_per_second:9,.0f} "
-                          f"req/s  p99 {sample.p99_ms:6.2f} ms  spans {sample.spans:,}",
+                          f"req/s  p99 {sample.p99_ms:6.2f} ms  {sample.cpu_us:5.0f} µs CPU/req"
+                          f"  spans {sample.spans:,}",
                           file=sys.stderr, flush=True)
                 collector.clear()
                 receiver.spans.clear()

@@ -159,8 +159,8 @@ def contribute(
         reused = True
     else:
         reason = "no cached layer" if restored is None else f"{requirements.file}, vendor/, Python or runtime changed"
-        source = f"{VENDOR_DIR}/ (offline)" if vendor is not None else "the package index"
-        log.step(f"Dependencies: installing {requirements.file} from {source} ({reason})")
+        source = f"offline from {VENDOR_DIR}/" if vendor is not None else "from the package index"
+        log.step(f"Dependencies: installing {requirements.file} {source} ({reason})")
         with log.timed("Dependencies installed"):
             layer.reset()
             _install(ctx, requirements, vendor, uv, python, runtime, site_packages)

@@ -198,7 +198,7 @@ def test_dependencies_rebuilt_when_requirements_change(cnb):
     cnb.write("requirements.txt", "greeting==2.0\n")
     result = cnb.build()
     assert result.returncode == 0, result.output
-    assert "Dependencies: installing requirements.txt from vendor/ (offline)" in result.stdout
+    assert "Dependencies: installing requirements.txt offline from vendor/" in result.stdout
     assert "requirements.txt, vendor/, Python or runtime changed" in result.stdout
     assert not deps_marker.exists()
     # the runtime does not depend on the user's packages, and they do not need its directory

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from conftest import run
+from dapr_doubles import run
 from openfunction.config import Component, FunctionConfig, Runtime
 from openfunction.dapr.dispatcher import EventDispatcher, Subscriptions
 from openfunction.dapr.events import decode_data

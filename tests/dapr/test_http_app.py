@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import RecordingSender
 from openfunction.dapr.dispatcher import EventDispatcher
 from openfunction.dapr.http_app import DaprHttpApp
-from test_servicer import FUNC_CONTEXT, SOURCE
+from dapr_doubles import FUNC_CONTEXT, SOURCE, RecordingSender
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import RecordingConnection, run
+from dapr_doubles import RecordingConnection, run
 from openfunction.config import (
     Component, DaprEndpoint, FunctionConfig, TracingConfig, TracingProvider,
 )

@@ -15,46 +15,12 @@ from dapr.proto.runtime.v1 import appcallback_pb2 as pb
 from dapr.proto.runtime.v1 import appcallback_pb2_grpc as pb_grpc
 from google.protobuf import empty_pb2, struct_pb2
 
-from conftest import RecordingSender
+from dapr_doubles import FUNC_CONTEXT, SOURCE, RecordingSender
 from openfunction.dapr.dispatcher import EventDispatcher
 from openfunction.dapr.grpc_app import AppCallbackService
 
 FIXTURES = Path(__file__).parent / "fixtures"
 Status = pb.TopicEventResponse.TopicEventResponseStatus
-
-SOURCE = """
-    import asyncio
-    from openfunction.dapr import Drop, Retry
-
-    SEEN = []
-
-    def handler(ctx, data):
-        SEEN.append((ctx.input_name, data, ctx.event, dict(ctx.invocation.carrier)))
-        if data == "fail":
-            raise ValueError("failing on purpose")
-        if data == "retry":
-            return Retry("not yet")
-        if data == "drop":
-            return Drop("malformed")
-        if data == "raise-drop":
-            raise Drop("malformed too")
-        if isinstance(data, dict) and "forward" in data:
-            ctx.send(data["forward"], "out")
-        return "done"
-"""
-
-FUNC_CONTEXT = {
-    "name": "sub", "version": "v1", "runtime": "Async", "port": "8080",
-    "inputs": {
-        "ticks": {"componentName": "cron", "componentType": "bindings.cron"},
-        "orders": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "orders",
-                   "metadata": {"rawPayload": "false"}},
-        "audit": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "audit",
-                  "metadata": {"deadLetterTopic": "audit-dead"}},
-    },
-    "outputs": {"out": {"componentName": "bus", "componentType": "pubsub.redis", "uri": "next"}},
-}
-
 
 @pytest.fixture
 def serve(make_function):

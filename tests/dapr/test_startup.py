@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import run
+from dapr_doubles import run
 from openfunction.config import Component, DaprEndpoint, FunctionConfig
 from openfunction.dapr.connection import DaprSettings, wait_for_sidecar
 from openfunction.dapr.server import app_protocol, check_port

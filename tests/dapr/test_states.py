@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from conftest import RecordingConnection, run
+from dapr_doubles import RecordingConnection, run
 from openfunction.config import Component, FunctionConfig
 from openfunction.dapr.states import DaprStateStores
 from openfunction.errors import OutputError

@@ -93,11 +93,13 @@ def event_kind(invocation: Invocation) -> str:
 
 
 def incoming_carrier(invocation: Invocation) -> Mapping[str, str]:
-    """Where the caller's trace context is: the inner event's metadata, else HTTP headers."""
+    """Where the caller's trace context is: the inner event's metadata, else HTTP headers
+    (lower-case names)."""
     if invocation.carrier:
         return invocation.carrier
     if invocation.request is not None:
-        return invocation.request.headers
+        return {name.decode("latin-1"): value.decode("latin-1")
+                for name, value in invocation.request.scope["headers"]}
     return {}
 
 

@@ -14,7 +14,7 @@ shutdown flushing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from queue import Empty, Queue
 from typing import Any, Iterable, Sequence
 
@@ -44,21 +44,27 @@ class Ref:
     peer: str
 
 
-@dataclass(eq=False)
 class SegmentRecord:
     """One invocation's segment while it is being made and until it is reported."""
 
-    trace_id: str
-    segment_id: str
-    start: int
-    tags: list[tuple[str, str]]
-    ref: Ref | None = None
-    correlation: dict[str, str] = field(default_factory=dict)
-    end: int = 0
-    error: list[tuple[str, str]] | None = None
-    error_time: int = 0
-    exits: list[tuple[int, int, int, str]] = field(default_factory=list)
-    """(span id, start, end, peer) of each exit span."""
+    __slots__ = ("trace_id", "segment_id", "start", "tags", "ref", "correlation", "end",
+                 "error", "error_time", "exits")
+
+    def __init__(self, trace_id: str, segment_id: str, start: int, tags: list[tuple[str, str]],
+                 ref: Ref | None = None, correlation: dict[str, str] | None = None, end: int = 0,
+                 error: list[tuple[str, str]] | None = None, error_time: int = 0,
+                 exits: list[tuple[int, int, int, str]] | None = None) -> None:
+        self.trace_id = trace_id
+        self.segment_id = segment_id
+        self.start = start
+        self.tags = tags
+        self.ref = ref
+        self.correlation = correlation if correlation is not None else {}
+        self.end = end
+        self.error = error
+        self.error_time = error_time
+        self.exits = exits if exits is not None else []
+        """(span id, start, end, peer) of each exit span."""
 
     def next_span_id(self) -> int:
         return len(self.exits) + 1
@@ -100,19 +106,23 @@ class SegmentEncoder:
             entry.append(_uint(11, 1))
             entry.append(_message(13, _uint(1, record.error_time) + b"".join(
                 _message(2, _pair(k, v)) for k, v in record.error)))
+        body = b"".join(entry)
         parts = [_string(1, record.trace_id), _string(2, record.segment_id),
-                 _message(3, b"".join(entry))]
+                 _SPAN, _varint(len(body)), body]
         for span_id, start, end, peer in record.exits:
-            parts.append(_message(3, b"".join((
-                self._exit, _uint(1, span_id), _START, _varint(start), _END, _varint(end),
-                _string(7, peer),
-            ))))
+            body = b"".join((self._exit, _uint(1, span_id), _START, _varint(start), _END,
+                             _varint(end), _string(7, peer)))
+            parts += (_SPAN, _varint(len(body)), body)
         parts.append(self._tail)
         return b"".join(parts)
 
     def collection(self, records: Iterable[SegmentRecord]) -> bytes:
-        return b"".join(_message(1, self.segment(r)) for r in records)
-
+        parts: list[bytes] = []
+        segment = self.segment
+        for record in records:
+            encoded = segment(record)
+            parts += (_SEGMENT, _varint(len(encoded)), encoded)
+        return b"".join(parts)
 
 def batching_protocol(base: type, encoder: SegmentEncoder) -> type:
     """A subclass of the agent's `GrpcProtocol` that reports `SegmentRecord`s in batches."""
@@ -178,6 +188,8 @@ def _varint(value: int) -> bytes:
 _SMALL = [bytes((i,)) for i in range(0x80)]
 _START = _varint(3 << 3 | _VARINT)  # SpanObject.startTime
 _END = _varint(4 << 3 | _VARINT)  # SpanObject.endTime
+_SPAN = _varint(3 << 3 | _LENGTH)  # SegmentObject.spans
+_SEGMENT = _varint(1 << 3 | _LENGTH)  # SegmentCollection.segments
 _TAG_CACHE_SIZE = 4096
 
 
