@@ -34,6 +34,7 @@ help:
 	@echo "make demo       build the builder, pack build samples/hello, run it and call it"
 	@echo "make test       run the whole test suite"
 	@echo "make test-unit  run the unit and contract tests only (no Docker, no daprd)"
+	@echo "make tools | stacks | wheels | builder | daprd | e2e-prereqs | bench"
 
 system:
 	@bash scripts/ensure-system.sh
