@@ -4,15 +4,15 @@
 # and a running Docker engine. Idempotent; installs only as root, otherwise says what to run.
 set -euo pipefail
 
-packages=(docker.io debootstrap redis-server mosquitto docker-registry wrk
-          python3-venv python3-pip git make curl ca-certificates)
-commands=(dockerd debootstrap redis-server mosquitto docker-registry wrk)
+packages=(docker.io debootstrap redis-server mosquitto mosquitto-clients docker-registry wrk)
+commands=(dockerd debootstrap redis-server mosquitto mosquitto_sub docker-registry wrk)
 
 missing=()
 for i in "${!commands[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+for tool in git make curl; do command -v $tool >/dev/null 2>&1 || missing+=($tool); done
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 
 if [ ${#missing[@]} -gt 0 ]; then

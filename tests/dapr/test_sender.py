@@ -137,3 +137,11 @@ def test_no_sidecar_is_a_clear_error_not_a_hang():
     text = str(info.value)
     assert f"DAPR_GRPC_PORT={port}" in text and "DAPR_HOST=127.0.0.1" in text
     assert "fix:" in text
+
+
+def test_per_call_request_metadata_overrides_the_outputs_even_when_wrapped():
+    s, conn, config = sender(tracing=TRACING)
+    invocation = Invocation(config, TOPIC)
+    message = OutgoingMessage(REDIS, b"v", {"sw8": "x"}, False, {"key": "order-42"})
+    run(s.send(message, invocation))
+    assert conn.calls[0][4] == {"key": "order-42"}

@@ -101,3 +101,10 @@ def test_states_without_stores():
     ctx, _ = make_ctx()
     with pytest.raises(OutputError, match="no state stores"):
         ctx.states
+
+
+def test_per_call_metadata_travels_with_the_message():
+    ctx, sender = make_ctx()
+    asyncio.run(ctx.send_async("x", "a", metadata={"key": "order-42"}))
+    assert sender.sent[0].request_metadata == {"key": "order-42"}
+    assert sender.sent[0].metadata == {}

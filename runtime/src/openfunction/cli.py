@@ -203,7 +203,7 @@ def describe(fn: Function, host: str) -> str:
     where = (
         f"http://{host}:{config.port}{config.http_pattern}"
         if config.runtime is Runtime.KNATIVE
-        else f"Dapr app callbacks (gRPC) on {host}:{config.port}, inputs: "
+        else f"Dapr app callbacks ({os.environ.get('APP_PROTOCOL') or 'grpc'}) on {host}:{config.port}, inputs: "
         + (", ".join(f"{k} ({v.component_type})" for k, v in config.inputs.items()) or "none")
     )
     lines = [

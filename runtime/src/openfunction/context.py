@@ -38,6 +38,8 @@ class OutgoingMessage:
     metadata: dict[str, str] = field(default_factory=dict)
     raw: bool = False
     """Send `data` as it is, never wrapped in an inner event."""
+    request_metadata: dict[str, str] = field(default_factory=dict)
+    """Metadata for this one Dapr request (e.g. a Redis binding's `key`), over the output's."""
 
 
 class OutputSender(Protocol):
@@ -131,25 +133,40 @@ class Context:
 
     # outputs
     async def send_async(
-        self, data: Any, output: str | None = None, *, raw: bool = False
+        self,
+        data: Any,
+        output: str | None = None,
+        *,
+        raw: bool = False,
+        metadata: Mapping[str, str] | None = None,
     ) -> Any:
         """Send `data` to the output named `output`, or to every output.
 
-        Returns the binding's response data for one output, or a dict of output name to
+        `metadata` is added to this request's metadata, over the output's own (for
+        example `{"key": "order-42"}` for a `bindings.redis` output). Returns the binding's response data for one output, or a dict of output name to
         response data when sending to all of them.
         """
         targets = self._targets(output)
         payload = encode_payload(data)
         results: dict[str, bytes | None] = {}
         for component in targets:
-            message = OutgoingMessage(output=component, data=payload, raw=raw)
+            message = OutgoingMessage(
+                output=component, data=payload, raw=raw, request_metadata=dict(metadata or {})
+            )
             plugins = self._invocation.plugins
             if plugins is not None:
                 await plugins.on_send(self._invocation, message)
             results[component.name] = await self._services.sender.send(message, self._invocation)
         return results[targets[0].name] if output is not None else results
 
-    def send(self, data: Any, output: str | None = None, *, raw: bool = False) -> Any:
+    def send(
+        self,
+        data: Any,
+        output: str | None = None,
+        *,
+        raw: bool = False,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Any:
         """Blocking `send_async`, for `def` functions (they run in a worker thread)."""
         loop = self._services.loop
         if loop is None or threading.get_ident() == self._loop_thread:
@@ -157,7 +174,9 @@ class Context:
                 "ctx.send() blocks and cannot run on the event loop; "
                 "in an async function use `await ctx.send_async(...)`"
             )
-        future = asyncio.run_coroutine_threadsafe(self.send_async(data, output, raw=raw), loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self.send_async(data, output, raw=raw, metadata=metadata), loop
+        )
         return future.result()
 
     def _targets(self, output: str | None) -> list[Component]:

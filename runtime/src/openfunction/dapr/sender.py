@@ -91,6 +91,7 @@ class DaprSender:
         metadata = dict(output.metadata)
         if not wrapped:
             metadata.update(message.metadata)
+        metadata.update(message.request_metadata)
         if output.is_binding:
             return await self.connection.invoke_binding(
                 output.component_name, output.operation or DEFAULT_OPERATION, payload, metadata
