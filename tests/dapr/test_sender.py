@@ -142,6 +142,6 @@ def test_no_sidecar_is_a_clear_error_not_a_hang():
 def test_per_call_request_metadata_overrides_the_outputs_even_when_wrapped():
     s, conn, config = sender(tracing=TRACING)
     invocation = Invocation(config, TOPIC)
-    message = OutgoingMessage(REDIS, b"v", {"sw8": "x"}, False, {"key": "order-42"})
+    message = OutgoingMessage(KAFKA, b"v", {"sw8": "x"}, False, {"key": "order-42"})
     run(s.send(message, invocation))
     assert conn.calls[0][4] == {"key": "order-42"}
