@@ -125,10 +125,10 @@ class SkyWalkingTracer:
                 return
             _report_faas_layer()
             protocol = self._agent_grpc.GrpcProtocol
-            if not getattr(protocol, "reports_records", False):
-                batching = batching_protocol(protocol, self._encoder)
-                batching.reports_records = True  # type: ignore[attr-defined]
-                self._agent_grpc.GrpcProtocol = batching  # what the agent instantiates
+            if getattr(protocol, "reports_records", False):
+                protocol.segment_encoder = self._encoder
+            else:  # what the agent instantiates when it starts
+                self._agent_grpc.GrpcProtocol = batching_protocol(protocol, self._encoder)
             self._agent.start()
             _route_agent_logs()
             self._started = True

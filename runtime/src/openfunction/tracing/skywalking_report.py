@@ -130,6 +130,9 @@ def batching_protocol(base: type, encoder: SegmentEncoder) -> type:
     from skywalking.protocol.common.Command_pb2 import Commands
 
     class BatchingGrpcProtocol(base):  # type: ignore[misc, valid-type]
+        reports_records = True
+        segment_encoder = encoder
+
         def __init__(self) -> None:
             super().__init__()
             self._collect = self.channel.unary_unary(
@@ -148,7 +151,8 @@ def batching_protocol(base: type, encoder: SegmentEncoder) -> type:
                 if not records:
                     return
                 try:
-                    self._collect(encoder.collection(records), timeout=REPORT_TIMEOUT)
+                    self._collect(self.segment_encoder.collection(records),
+                                  timeout=REPORT_TIMEOUT)
                 except grpc.RpcError:
                     self.on_error()
                     raise
