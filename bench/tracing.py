@@ -67,12 +67,6 @@ def func_context(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiv
     return ctx
 
 
-def pin(cpu: int | None):  # type: ignore[no-untyped-def]
-    if cpu is None:
-        return None
-    return lambda: os.sched_setaffinity(0, {cpu})
-
-
 def wrk(url: str, connections: int, seconds: float) -> tuple[float, float, int]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
@@ -123,9 +117,10 @@ def measure(mode: str, source: Path, args: argparse.Namespace, server_cpu: int |
            "CONTEXT_MODE": "self-host", "LOG_LEVEL": "WARNING"}
     cmd = [FUNCTIONS_FRAMEWORK, "--source", str(source), "--target", "hello",
            "--host", "127.0.0.1", "--port", str(port)]
+    if server_cpu is not None:  # (not preexec_fn: forking beside live gRPC threads is unsafe)
+        cmd = ["taskset", "-c", str(server_cpu), *cmd]
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=pin(server_cpu))
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc, timeout=30)
         busy = wait_for_quiet_host(args.quiet, args.max_wait)

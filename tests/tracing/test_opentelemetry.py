@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from openfunction.config import Component

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from openfunction.errors import ConfigError
 from openfunction.plugins.base import Plugin
-from openfunction.tracing.common import TraceSettings, failure, incoming_carrier
+from openfunction.tracing.common import TraceSettings, failure
 from openfunction.tracing.skywalking_report import (
     Ref,
     SegmentEncoder,
@@ -107,7 +107,6 @@ class SkyWalkingTracer:
         self._sampling = sampling
         self._Carrier = Carrier
         self._ids = _Ids()
-        self._static_tags = settings.tags
         self._encoder = SegmentEncoder(settings.service, settings.instance, settings.service,
                                        COMPONENT_OPENFUNCTION, settings.tags)
         self._agent_grpc = agent_grpc
@@ -159,11 +158,12 @@ class SkyWalkingTracer:
     # segments
     def enter(self, invocation: "Invocation") -> SegmentRecord | None:
         """Start the segment of `invocation`; None when it would be dropped."""
-        self.start()
+        if not self._started:
+            self.start()
         if self._agent.is_segment_queue_full():
             return None
-        headers = incoming_carrier(invocation)
-        ref, correlation = self._extract(headers.get("sw8"), headers.get("sw8-correlation"))
+        sw8, correlation_header = _incoming(invocation)
+        ref, correlation = self._extract(sw8, correlation_header)
         sampler = self._sampling.sampling_service
         if ref is None and sampler is not None and not sampler.try_sampling():
             return None
@@ -275,6 +275,22 @@ class SkyWalkingPlugin(Plugin):
     def close(self) -> None:
         if self.tracer is not None:
             self.tracer.stop()
+
+
+def _incoming(invocation: "Invocation") -> tuple[str | None, str | None]:
+    """The caller's `sw8` and `sw8-correlation`: inner event metadata, else HTTP headers."""
+    carrier = invocation.carrier
+    if carrier:
+        return carrier.get("sw8"), carrier.get("sw8-correlation")
+    sw8 = correlation = None
+    if invocation.request is not None:
+        for name, value in invocation.request.scope["headers"]:
+            if name[:3] == b"sw8":
+                if name == b"sw8":
+                    sw8 = value.decode("latin-1")
+                elif name == b"sw8-correlation":
+                    correlation = value.decode("latin-1")
+    return sw8, correlation
 
 
 class _Ids:

@@ -5,8 +5,8 @@ most tags the same on every invocation. So the segments are kept as small record
 encoded by hand in the protocol's wire format (`SegmentObject` of skywalking/v3
 Tracing.proto), with everything constant encoded once at start-up. The agent's reporter
 thread sends them in batches with `TraceSegmentReportService/collectInSync`: one RPC per
-batch (what gathered in `BATCH_WINDOW` seconds, at most `MAX_BATCH` segments an RPC) instead
-of one streamed message per segment. That is what keeps tracing cheap enough for a small
+batch (the segments of `BATCH_WINDOW` seconds, at most `MAX_BATCH` an RPC) instead of one
+streamed message per segment. That is what keeps tracing cheap enough for a small
 function; the agent still owns the queue, the thread, the channel, retries and
 shutdown flushing.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from queue import Empty, Queue
+from queue import Queue
 from typing import Any, Iterable, Sequence
 
 MAX_BATCH = 500
@@ -23,9 +23,8 @@ BATCH_WINDOW = 0.1
 REPORT_TIMEOUT = 10.0
 COLLECT_IN_SYNC = "/skywalking.v3.TraceSegmentReportService/collectInSync"
 
-ENTRY, EXIT = 0, 1  # SpanType
+EXIT = 1  # SpanType (Entry = 0, the default, is left out as proto3 does)
 FAAS = 6  # SpanLayer
-CROSS_PROCESS = 0  # RefType
 
 _VARINT, _LENGTH = 0, 2
 _MASK64 = (1 << 64) - 1
@@ -163,15 +162,18 @@ def batching_protocol(base: type, encoder: SegmentEncoder) -> type:
 
 
 def _take(queue: Queue) -> list[Any]:
-    """Up to MAX_BATCH of the queued records."""
-    records: list[Any] = []
-    while len(records) < MAX_BATCH:
-        try:
-            item = queue.get_nowait()
-        except Empty:
-            break
-        queue.task_done()
-        records.append(item)
+    """Up to MAX_BATCH of the queued records, taken under one acquisition of the queue's lock
+    (one `get_nowait` and `task_done` per record would cost more than encoding it)."""
+    with queue.mutex:
+        items = queue.queue
+        count = min(len(items), MAX_BATCH)
+        records = [items.popleft() for _ in range(count)]
+        if count:
+            queue.not_full.notify_all()
+            queue.unfinished_tasks -= count
+            if queue.unfinished_tasks <= 0:
+                queue.unfinished_tasks = 0
+                queue.all_tasks_done.notify_all()
     return records
 
 
