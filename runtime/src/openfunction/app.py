@@ -23,6 +23,7 @@ from openfunction.plugins.pipeline import PreHookFailed
 from openfunction.request import Request
 from openfunction.runner import FunctionRunner
 from openfunction.signature import SignatureType
+from openfunction.lifespan import run_lifespan
 
 logger = logging.getLogger("openfunction")
 
@@ -171,25 +172,7 @@ class FunctionApp:
         )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    for hook in self.on_startup:
-                        await hook()
-                except BaseException as exc:
-                    logger.error("start-up failed: %s", exc)
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                for hook in self.on_shutdown:
-                    try:
-                        await hook()
-                    except Exception:  # noqa: BLE001
-                        logger.exception("shutdown hook failed")
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await run_lifespan(receive, send, self.on_startup, self.on_shutdown)
 
 
 def decode_data(body: Any, content_type: str) -> Any:

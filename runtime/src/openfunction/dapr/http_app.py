@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from openfunction.dapr.dispatcher import EventDispatcher, subscription_of
 from openfunction.dapr.events import is_json_type
 from openfunction.dapr.outcome import Outcome
+from openfunction.lifespan import run_lifespan
 
 logger = logging.getLogger("openfunction.dapr")
 
@@ -123,25 +124,7 @@ class DaprHttpApp:
         return JSONResponse({"status": outcome.value})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    for hook in self.on_startup:
-                        await hook()
-                except BaseException as exc:  # noqa: BLE001 - reported to uvicorn
-                    logger.error("start-up failed: %s", exc)
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                for hook in self.on_shutdown:
-                    try:
-                        await hook()
-                    except Exception:  # noqa: BLE001
-                        logger.exception("shutdown hook failed")
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await run_lifespan(receive, send, self.on_startup, self.on_shutdown)
 
 
 def _cloudevent(body: bytes, content_type: str) -> dict[str, Any] | None:
