@@ -165,8 +165,11 @@ class SkyWalkingTracer:
         sw8, correlation_header = _incoming(invocation)
         ref, correlation = self._extract(sw8, correlation_header)
         sampler = self._sampling.sampling_service
-        if ref is None and sampler is not None and not sampler.try_sampling():
-            return None
+        if sampler is not None:  # SW_SAMPLE_N_PER_3_SECS; a continued trace is always kept
+            if ref is not None:
+                sampler.force_sampled()
+            elif not sampler.try_sampling():
+                return None
         for key, value in self.settings.baggage.items():
             self._correlate(correlation, key, value)
         return SegmentRecord(
