@@ -28,7 +28,6 @@ in objects created in `__init__`, which the shallow copies share.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any, Awaitable, ClassVar
 
 if TYPE_CHECKING:
@@ -47,8 +46,10 @@ class Plugin:
     """Seconds a hook may take; past that it is abandoned and counted as a failure."""
 
     def init(self) -> "Plugin":
-        """A fresh instance for one invocation."""
-        return copy.copy(self)
+        """A fresh instance for one invocation: a shallow copy of this one."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> Awaitable[None] | None:
         return None

@@ -72,15 +72,19 @@ class PluginSet(Mapping[str, Plugin]):
 class _Hook:
     """One listed hook, with what is known about it at start-up."""
 
-    __slots__ = ("name", "phase", "is_async", "timeout", "required")
+    __slots__ = ("name", "phase", "function", "is_async", "timeout", "required", "direct")
 
     def __init__(self, prototype: Plugin, phase: str) -> None:
-        method = prototype.exec_pre_hook if phase == "pre" else prototype.exec_post_hook
+        attribute = "exec_pre_hook" if phase == "pre" else "exec_post_hook"
         self.name = prototype.name
         self.phase = phase
-        self.is_async = inspect.iscoroutinefunction(method)
+        # the class's function, called with the per-invocation instance
+        self.function = getattr(type(prototype), attribute)
+        self.is_async = inspect.iscoroutinefunction(self.function)
         self.timeout = prototype.timeout
         self.required = bool(prototype.required) and phase == "pre"
+        self.direct = self.timeout is None
+        """No timeout: called inline, without a wrapping coroutine."""
 
 
 class Pipeline:
@@ -103,37 +107,60 @@ class Pipeline:
         return bool(self._prototypes)
 
     async def run(self, invocation: "Invocation", call: Call) -> None:
-        plugins = PluginSet({name: proto.init() for name, proto in self._prototypes.items()})
+        instances = {name: proto.init() for name, proto in self._prototypes.items()}
+        plugins = PluginSet(instances)
         invocation.plugins = plugins
-        stopped = False
         for hook in self._pre:
-            error = await self._run_hook(hook, plugins[hook.name], invocation, plugins)
+            plugin = instances[hook.name]
+            error: BaseException | None = None
+            if hook.direct:  # inline: no coroutine per hook on the hot path
+                try:
+                    result = hook.function(plugin, invocation, plugins)
+                    if result is not None:
+                        await result
+                except Exception as exc:  # noqa: BLE001 - hooks never take the process down
+                    error = self._failed(hook, invocation, exc)
+            else:
+                error = await self._run_bounded(hook, plugin, invocation, plugins)
             if error is not None and hook.required:
                 invocation.error = PreHookFailed(hook.name, error)
                 invocation.status_code = 500
-                stopped = True
                 break
-        if not stopped:
+        else:
             await call(invocation)
         invocation.ended_at = time.time()
         for hook in self._post:
-            await self._run_hook(hook, plugins[hook.name], invocation, plugins)
+            plugin = instances[hook.name]
+            if hook.direct:
+                try:
+                    result = hook.function(plugin, invocation, plugins)
+                    if result is not None:
+                        await result
+                except Exception as exc:  # noqa: BLE001
+                    self._failed(hook, invocation, exc)
+            else:
+                await self._run_bounded(hook, plugin, invocation, plugins)
 
-    async def _run_hook(
+    @staticmethod
+    def _failed(hook: _Hook, invocation: "Invocation", exc: BaseException) -> BaseException:
+        logger.error(
+            "plugin %r %s hook failed (request %s)",
+            hook.name, hook.phase, invocation.request_id or "-", exc_info=exc,
+        )
+        return exc
+
+    async def _run_bounded(
         self, hook: _Hook, plugin: Plugin, invocation: "Invocation", plugins: PluginSet
     ) -> BaseException | None:
-        method = plugin.exec_pre_hook if hook.phase == "pre" else plugin.exec_post_hook
+        """A hook with a timeout: abandoned (and counted as failed) past it."""
         try:
-            if hook.timeout is None:
-                result = method(invocation, plugins)
-                if result is not None and inspect.isawaitable(result):
-                    await result
-            elif hook.is_async:
-                await asyncio.wait_for(method(invocation, plugins), hook.timeout)  # type: ignore[arg-type]
+            if hook.is_async:
+                await asyncio.wait_for(hook.function(plugin, invocation, plugins), hook.timeout)
             else:
                 loop = asyncio.get_running_loop()
                 await asyncio.wait_for(
-                    loop.run_in_executor(None, method, invocation, plugins), hook.timeout
+                    loop.run_in_executor(None, hook.function, plugin, invocation, plugins),
+                    hook.timeout,
                 )
             return None
         except asyncio.TimeoutError as exc:
@@ -142,12 +169,8 @@ class Pipeline:
                 hook.name, hook.phase, hook.timeout, invocation.request_id or "-",
             )
             return exc
-        except Exception as exc:  # noqa: BLE001 - hooks never take the process down
-            logger.exception(
-                "plugin %r %s hook failed (request %s)",
-                hook.name, hook.phase, invocation.request_id or "-",
-            )
-            return exc
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(hook, invocation, exc)
 
     async def close(self) -> None:
         for plugin in self._prototypes.values():
