@@ -80,6 +80,7 @@ def free_port() -> int:
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONHASHSEED"] = "0"  # one less source of run-to-run variation
     env.update(extra or {})
     return env
 
@@ -224,7 +225,8 @@ class WrkResult:
     requests: int
     errors: int  # socket errors + non-2xx/3xx answers
     foreign: float = 0.0
-    """CPUs' worth of time other processes used during the run (0.1 = a tenth of one CPU)."""
+    """CPUs' worth of time other processes (or the hypervisor) took during the run
+    (0.1 = a tenth of one CPU)."""
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -273,7 +275,7 @@ def wrk(port: int, *, connections: int, duration: float, cpu: int, path: str = "
     result = parse_wrk(proc.stdout)
     if server is not None:
         used = [a - b for a, b in zip(after, before)]
-        # all processes' user+system time, less the server's, wrk's and this script's
+        # all processes' user+system time (+ steal), less the server's, wrk's and this script's
         result.foreign = max(0.0, used[0] - used[1] - used[2] - used[3]) / wall
     if result.errors:
         raise RuntimeError(f"wrk saw {result.errors} errors against port {port}:\n{proc.stdout}")
@@ -306,7 +308,9 @@ def _cpu_snapshot(server: "Server | None") -> tuple[float, float, float, float]:
     if server is None or server.proc is None:
         return (0.0, 0.0, 0.0, 0.0)
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    system = (f[0] + f[1] + f[2]) / _TICK  # user, nice, system (irq and softirq left out)
+    # user, nice, system, and steal (the hypervisor running something else); irq and
+    # softirq (loopback networking for the benchmark itself) are left out
+    system = (f[0] + f[1] + f[2] + (f[7] if len(f) > 7 else 0)) / _TICK
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     me = resource.getrusage(resource.RUSAGE_SELF)
     return (system, _group_cpu(server.proc.pid), children.ru_utime + children.ru_stime,
