@@ -10,9 +10,9 @@ from openfunction.tracing.skywalking_report import Ref, SegmentEncoder, SegmentR
 def test_segments_read_back_as_the_protocol_defines_them():
     encoder = SegmentEncoder("fn", "fn-0", "fn", 5013, [("layer", "faas"), ("func", "fn")])
     plain = SegmentRecord("t1", "s1", start=1795373970208, end=1795373970210,
-                          tags=[("runtime", "Knative"), ("url", "h/é" * 50)])
+                          tags=(("runtime", "Knative"), ("url", "h/é" * 50)))
     rich = SegmentRecord(
-        "t2", "s2", start=1, end=2, tags=[("runtime", "Async")],
+        "t2", "s2", start=1, end=2, tags=(("runtime", "Async"),),
         ref=Ref("up-trace", "up-seg", 3, "up", "up-0", "/buy", "fn:8080"),
         error=[("event", "error"), ("message", "boom")], error_time=2,
         exits=[(1, 1, 1, "topic-a"), (2, 2, 2, "topic-b")],

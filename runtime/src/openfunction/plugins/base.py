@@ -20,10 +20,12 @@ invocation of the function. It mirrors the interface of OpenFunction's Go framew
             return getattr(self, key, None)
 
 The plugin object named in `prePlugins`/`postPlugins` is created once per process.
-For every invocation `init()` makes a fresh instance from it (a shallow copy by default),
-so attributes set in the pre hook are seen by the post hook of the same invocation and by
-no concurrent one. State meant to be shared by all invocations (counters, clients) lives
-in objects created in `__init__`, which the shallow copies share.
+When its hooks set attributes (like `Timer` above), every invocation gets a fresh instance
+from `init()` (a shallow copy by default), so attributes set in the pre hook are seen by
+the post hook of the same invocation and by no concurrent one. State meant to be shared by
+all invocations (counters, clients) lives in objects created in `__init__`, which the
+shallow copies share. A plugin that sets no attributes in its hooks is not copied: its one
+instance serves every invocation (see `openfunction.plugins.instances`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class Plugin:
     Otherwise the error is logged and the invocation goes on, as in the Go framework."""
     timeout: ClassVar[float | None] = None
     """Seconds a hook may take; past that it is abandoned and counted as a failure."""
+    per_invocation: ClassVar[bool | None] = None
+    """True: a fresh instance (`init()`) for every invocation. False: the one instance made
+    at start-up serves every invocation. None (default): decided at start-up from the
+    class's code: methods that set attributes mean a fresh instance per invocation."""
 
     def init(self) -> "Plugin":
         """A fresh instance for one invocation: a shallow copy of this one."""

@@ -60,13 +60,15 @@ class InvocationCounter(Plugin):
     def __init__(self) -> None:
         self.counts = _Counts()  # shared by the per-invocation copies
 
+    per_invocation = False  # keeps nothing on `self` per invocation: one shared instance
+
     def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
-        self.entered = True
+        ctx.state["counter.entered"] = True
         self.counts.in_flight += 1
 
     def exec_post_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
         counts = self.counts
-        if getattr(self, "entered", False):
+        if ctx.state.pop("counter.entered", False):
             counts.in_flight -= 1
         counts.invocations += 1
         if ctx.failed:

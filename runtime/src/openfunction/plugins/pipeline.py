@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Mapping, Sequence
 
 from openfunction.plugins.base import Plugin
+from openfunction.plugins.instances import needs_own_instance, unwatch, watch_shared
 
 if TYPE_CHECKING:
     from openfunction.context import OutgoingMessage
@@ -72,19 +73,26 @@ class PluginSet(Mapping[str, Plugin]):
 class _Hook:
     """One listed hook, with what is known about it at start-up."""
 
-    __slots__ = ("name", "phase", "function", "is_async", "timeout", "required", "direct")
+    __slots__ = ("name", "phase", "function", "is_async", "timeout", "required")
 
     def __init__(self, prototype: Plugin, phase: str) -> None:
         attribute = "exec_pre_hook" if phase == "pre" else "exec_post_hook"
         self.name = prototype.name
         self.phase = phase
-        # the class's function, called with the per-invocation instance
-        self.function = getattr(type(prototype), attribute)
+        # the class's function, called with the invocation's instance
+        self.function = getattr(_own_class(prototype), attribute)
         self.is_async = inspect.iscoroutinefunction(self.function)
         self.timeout = prototype.timeout
         self.required = bool(prototype.required) and phase == "pre"
-        self.direct = self.timeout is None
-        """No timeout: called inline, without a wrapping coroutine."""
+
+    def step(self) -> tuple[str, Callable[..., object] | None, "_Hook"]:
+        """What `Pipeline.run` iterates: the function is None when the hook has a timeout
+        (run bounded); otherwise it is called inline, without a coroutine of its own."""
+        return (self.name, self.function if self.timeout is None else None, self)
+
+
+def _own_class(plugin: Plugin) -> type:
+    return type(plugin).__dict__.get("_watched_class") or type(plugin)
 
 
 class Pipeline:
@@ -94,8 +102,19 @@ class Pipeline:
         self._prototypes: dict[str, Plugin] = {}
         for plugin in [*pre, *post]:
             self._prototypes.setdefault(plugin.name, plugin)
-        self._pre = [_Hook(p, "pre") for p in pre]
-        self._post = [_Hook(p, "post") for p in post]
+        # Plugins that keep per-invocation state get a fresh instance (`init()`) each
+        # invocation; the others serve every invocation with their one instance.
+        self._shared: dict[str, Plugin] = {}
+        self._copied: list[tuple[str, Plugin]] = []
+        for name, plugin in self._prototypes.items():
+            if needs_own_instance(plugin):
+                self._copied.append((name, plugin))
+            else:
+                self._shared[name] = plugin
+                watch_shared(plugin, self._give_own_instances)
+        self._shared_set = PluginSet(self._shared)
+        self._pre = [_Hook(p, "pre").step() for p in pre]
+        self._post = [_Hook(p, "post").step() for p in post]
         self.pre_names = tuple(p.name for p in pre)
         self.post_names = tuple(p.name for p in post)
 
@@ -103,43 +122,57 @@ class Pipeline:
     def plugins(self) -> Mapping[str, Plugin]:
         return self._prototypes
 
+    @property
+    def shared(self) -> tuple[str, ...]:
+        """Names of the plugins whose one instance serves every invocation."""
+        copied = {name for name, _ in self._copied}
+        return tuple(name for name in self._prototypes if name not in copied)
+
     def __bool__(self) -> bool:
         return bool(self._prototypes)
 
+    def _give_own_instances(self, plugin: Plugin) -> None:
+        if all(name != plugin.name for name, _ in self._copied):
+            self._copied.append((plugin.name, plugin))
+
     async def run(self, invocation: "Invocation", call: Call) -> None:
-        instances = {name: proto.init() for name, proto in self._prototypes.items()}
-        plugins = PluginSet(instances)
+        if self._copied:
+            instances = self._shared.copy()
+            for name, prototype in self._copied:
+                instances[name] = prototype.init()
+            plugins = PluginSet(instances)
+        else:
+            instances = self._shared
+            plugins = self._shared_set
         invocation.plugins = plugins
-        for hook in self._pre:
-            plugin = instances[hook.name]
-            error: BaseException | None = None
-            if hook.direct:  # inline: no coroutine per hook on the hot path
+        for name, function, hook in self._pre:
+            if function is not None:
                 try:
-                    result = hook.function(plugin, invocation, plugins)
+                    result = function(instances[name], invocation, plugins)
                     if result is not None:
                         await result
+                    continue
                 except Exception as exc:  # noqa: BLE001 - hooks never take the process down
-                    error = self._failed(hook, invocation, exc)
+                    error: BaseException | None = self._failed(hook, invocation, exc)
             else:
-                error = await self._run_bounded(hook, plugin, invocation, plugins)
+                error = await self._run_bounded(hook, instances[name], invocation, plugins)
             if error is not None and hook.required:
-                invocation.error = PreHookFailed(hook.name, error)
+                invocation.error = PreHookFailed(name, error)
                 invocation.status_code = 500
                 break
         else:
             await call(invocation)
         invocation.ended_at = time.time()
-        for hook in self._post:
-            plugin = instances[hook.name]
-            if hook.direct:
+        for name, function, hook in self._post:
+            if function is not None:
                 try:
-                    result = hook.function(plugin, invocation, plugins)
+                    result = function(instances[name], invocation, plugins)
                     if result is not None:
                         await result
                 except Exception as exc:  # noqa: BLE001
                     self._failed(hook, invocation, exc)
             else:
-                await self._run_bounded(hook, plugin, invocation, plugins)
+                await self._run_bounded(hook, instances[name], invocation, plugins)
 
     @staticmethod
     def _failed(hook: _Hook, invocation: "Invocation", exc: BaseException) -> BaseException:
@@ -174,6 +207,7 @@ class Pipeline:
 
     async def close(self) -> None:
         for plugin in self._prototypes.values():
+            unwatch(plugin)
             try:
                 result = plugin.close()
                 if inspect.isawaitable(result):

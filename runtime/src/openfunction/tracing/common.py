@@ -160,7 +160,14 @@ def _b64(text: str) -> str:
 def _host(scope: Mapping[str, object]) -> str:
     for name, value in scope.get("headers", ()):  # type: ignore[attr-defined]
         if name == b"host":
-            return value.decode("latin-1")
+            return host_header(value, scope)
+    return host_header(b"", scope)
+
+
+def host_header(host: bytes, scope: Mapping[str, object]) -> str:
+    """The `Host` header's value, else the address the server listens on."""
+    if host:
+        return host.decode("latin-1")
     server = scope.get("server")
     if server:
         host, port = server  # type: ignore[misc]

@@ -18,9 +18,9 @@ Per invocation:
 Each invocation's segment is a record held by its own plugin instance, never the agent's
 "active span" (a context variable), so concurrent invocations, `def` functions running in
 worker threads and sends made from them all get the right parents. The agent starts with the
-first invocation, queues the records (at most `SW_AGENT_TRACE_REPORTER_MAX_BUFFER_SIZE`, then
-drops them) and its reporter thread sends them in batches (`skywalking_report`): a slow or
-absent collector never delays a function.
+first invocation; the records are queued (at most `SW_AGENT_TRACE_REPORTER_MAX_BUFFER_SIZE`,
+then dropped) and a reporter thread sends them in batches over the agent's channel
+(`skywalking_report`): a slow or absent collector never delays a function.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from openfunction.errors import ConfigError
 from openfunction.plugins.base import Plugin
-from openfunction.tracing.common import TraceSettings, failure
+from openfunction.tracing.common import TraceSettings, event_kind, failure, host_header
 from openfunction.tracing.skywalking_report import (
     Ref,
     SegmentEncoder,
     SegmentRecord,
-    batching_protocol,
+    SegmentReporter,
+    channel_protocol,
     now_ms,
 )
 
@@ -109,10 +110,15 @@ class SkyWalkingTracer:
         self._ids = _Ids()
         self._encoder = SegmentEncoder(settings.service, settings.instance, settings.service,
                                        COMPONENT_OPENFUNCTION, settings.tags)
+        self._runtime_tag = ("runtime", settings.runtime)
+        self._event_tags: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._http_tags: dict[tuple[str, str, str], tuple[tuple[str, str], ...]] = {}
         self._agent_grpc = agent_grpc
         self._started = False
         self._lock = threading.Lock()
         _configure_agent(config, settings, address, environ)
+        self.reporter = SegmentReporter(self._encoder, config.agent_trace_reporter_max_buffer_size,
+                                        address)
 
     # the agent
     def start(self) -> None:
@@ -124,11 +130,12 @@ class SkyWalkingTracer:
                 return
             _report_faas_layer()
             protocol = self._agent_grpc.GrpcProtocol
-            if getattr(protocol, "reports_records", False):
-                protocol.segment_encoder = self._encoder
+            if getattr(protocol, "shares_channel", False):
+                protocol.reporter = self.reporter
             else:  # what the agent instantiates when it starts
-                self._agent_grpc.GrpcProtocol = batching_protocol(protocol, self._encoder)
+                self._agent_grpc.GrpcProtocol = channel_protocol(protocol, self.reporter)
             self._agent.start()
+            self.reporter.start()
             _route_agent_logs()
             self._started = True
             logger.info(
@@ -149,6 +156,7 @@ class SkyWalkingTracer:
                            "within %ss", self.address, CLOSE_TIMEOUT)
 
     def _stop_agent(self) -> None:
+        self.reporter.stop(CLOSE_TIMEOUT)
         try:
             self._agent.stop()
         except Exception as exc:  # noqa: BLE001 - the collector is gone: nothing to do
@@ -160,37 +168,75 @@ class SkyWalkingTracer:
         """Start the segment of `invocation`; None when it would be dropped."""
         if not self._started:
             self.start()
-        if self._agent.is_segment_queue_full():
+        if self.reporter.full():
             return None
-        sw8, correlation_header = _incoming(invocation)
-        ref, correlation = self._extract(sw8, correlation_header)
+        sw8, correlation_header, tags = self._read(invocation)
+        ref: Ref | None = None
+        correlation: dict[str, str] | None = None
+        if sw8:
+            ref, correlation = self._extract(sw8, correlation_header)
         sampler = self._sampling.sampling_service
         if sampler is not None:  # SW_SAMPLE_N_PER_3_SECS; a continued trace is always kept
             if ref is not None:
                 sampler.force_sampled()
             elif not sampler.try_sampling():
                 return None
-        for key, value in self.settings.baggage.items():
-            self._correlate(correlation, key, value)
-        return SegmentRecord(
-            trace_id=ref.trace_id if ref else self._ids.next(),
-            segment_id=self._ids.next(),
-            start=now_ms(),
-            tags=self.settings.invocation_tags(invocation),
-            ref=ref,
-            correlation=correlation,
-        )
+        if self.settings.baggage:
+            correlation = dict(correlation or {})
+            for key, value in self.settings.baggage.items():
+                self._correlate(correlation, key, value)
+        segment_id = self._ids.next()
+        return SegmentRecord(ref.trace_id if ref else self._ids.trace_of(segment_id), segment_id,
+                             now_ms(), tags, ref, correlation)
 
     def leave(self, record: SegmentRecord, invocation: "Invocation") -> None:
         """End the entry span, marking it as an error when the invocation failed; report."""
         record.end = now_ms()
-        reason = failure(invocation)
-        if reason is not None:
+        if invocation.error is not None or invocation.status_code >= 500:
+            reason = failure(invocation)
             record.error_time = record.end
-            record.error = [("event", "error"), ("message", reason)]
+            record.error = [("event", "error"), ("message", reason or "")]
             if invocation.error is not None:
                 record.error.insert(1, ("error.kind", type(invocation.error).__name__))
-        self._agent.archive_segment(record)
+        self.reporter.submit(record)
+
+    def _read(self, invocation: "Invocation"
+              ) -> tuple[str | None, str | None, tuple[tuple[str, str], ...]]:
+        """The caller's `sw8` and `sw8-correlation`, and the entry span's invocation tags."""
+        request = invocation.request
+        carrier = invocation.carrier
+        if request is None:
+            kind = event_kind(invocation)
+            tags = self._event_tags.get(kind)
+            if tags is None:
+                tags = self._event_tags[kind] = (
+                    (self._runtime_tag, ("component.type", kind)) if kind else (self._runtime_tag,))
+            return carrier.get("sw8"), carrier.get("sw8-correlation"), tags
+        sw8 = correlation = None
+        host = b""
+        for name, value in request.scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name[:3] == b"sw8":
+                if name == b"sw8":
+                    sw8 = value.decode("latin-1")
+                elif name == b"sw8-correlation":
+                    correlation = value.decode("latin-1")
+        if carrier:
+            sw8, correlation = carrier.get("sw8"), carrier.get("sw8-correlation")
+        scope = request.scope
+        key = (scope.get("method", ""), host, scope.get("path", ""))
+        tags = self._http_tags.get(key)  # type: ignore[arg-type]
+        if tags is None:
+            if len(self._http_tags) >= 4096:
+                self._http_tags.clear()
+            url = f"{host_header(host, scope)}{key[2]}"
+            kind = event_kind(invocation)
+            tags = (("http.method", key[0]), ("url", url), self._runtime_tag)
+            if kind:
+                tags += (("component.type", kind),)
+            self._http_tags[key] = tags  # type: ignore[index]
+        return sw8, correlation, tags
 
     def send(self, record: SegmentRecord, message: "OutgoingMessage") -> None:
         """An exit span for one `ctx.send`; its context goes into the message's metadata."""
@@ -201,12 +247,14 @@ class SkyWalkingTracer:
             trace_id=record.trace_id, segment_id=record.segment_id, span_id=str(span_id),
             service=self.settings.service, service_instance=self.settings.instance,
             endpoint=self.settings.service, client_address=peer,
-            correlation=dict(record.correlation),
+            correlation=dict(record.correlation or {}),
         )
         for item in carrier:
             value = item.val
             if value:
                 message.metadata[item.key] = value
+        if record.exits is None:
+            record.exits = []
         record.exits.append((span_id, started, now_ms(), peer))
 
     def _extract(self, sw8: str | None, correlation_header: str | None
@@ -280,22 +328,6 @@ class SkyWalkingPlugin(Plugin):
             self.tracer.stop()
 
 
-def _incoming(invocation: "Invocation") -> tuple[str | None, str | None]:
-    """The caller's `sw8` and `sw8-correlation`: inner event metadata, else HTTP headers."""
-    carrier = invocation.carrier
-    if carrier:
-        return carrier.get("sw8"), carrier.get("sw8-correlation")
-    sw8 = correlation = None
-    if invocation.request is not None:
-        for name, value in invocation.request.scope["headers"]:
-            if name[:3] == b"sw8":
-                if name == b"sw8":
-                    sw8 = value.decode("latin-1")
-                elif name == b"sw8-correlation":
-                    correlation = value.decode("latin-1")
-    return sw8, correlation
-
-
 class _Ids:
     """Trace and segment ids: a random per-process prefix and a counter.
 
@@ -305,10 +337,15 @@ class _Ids:
 
     def __init__(self) -> None:
         self._prefix = uuid.uuid4().hex[:16]
+        self._trace_prefix = uuid.uuid4().hex[:16]
         self._count = itertools.count(1).__next__
 
     def next(self) -> str:
         return f"{self._prefix}{self._count():016x}"
+
+    def trace_of(self, segment_id: str) -> str:
+        """The id of a new trace started by segment `segment_id` (unique as that one is)."""
+        return self._trace_prefix + segment_id[16:]
 
 
 def _configure_agent(

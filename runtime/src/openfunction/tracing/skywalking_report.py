@@ -1,26 +1,34 @@
-"""Reporting the function's trace segments through the SkyWalking agent, in batches.
+"""Reporting the function's trace segments to the OAP server, in batches.
 
 A function's segment is always the same shape: one entry span and an exit span per send,
-most tags the same on every invocation. So the segments are kept as small records and
-encoded by hand in the protocol's wire format (`SegmentObject` of skywalking/v3
-Tracing.proto), with everything constant encoded once at start-up. The agent's reporter
-thread sends them in batches with `TraceSegmentReportService/collectInSync`: one RPC per
-batch (the segments of `BATCH_WINDOW` seconds, at most `MAX_BATCH` an RPC) instead of one
-streamed message per segment. That is what keeps tracing cheap enough for a small
-function; the agent still owns the queue, the thread, the channel, retries and
-shutdown flushing.
+most tags the same on every invocation. So an invocation only records a small
+`SegmentRecord` and appends it to a bounded in-memory queue; `SegmentReporter`'s thread
+wakes every `BATCH_WINDOW` seconds, encodes what has gathered by hand in the protocol's wire
+format (`SegmentObject` of skywalking/v3 Tracing.proto, everything constant encoded once at
+start-up, the per-endpoint tags once per endpoint) and sends it with
+`TraceSegmentReportService/collectInSync`: one RPC per batch of at most `MAX_BATCH`
+segments. The RPC goes over the agent's own gRPC channel (TLS and authentication as the
+agent is configured); the agent keeps the instance registration and heartbeats.
+
+Nothing here ever blocks an invocation: a full queue drops the segment (counted and
+logged), a failing collector costs the batch in flight and the reporter backs off.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
+import threading
 import time
 from dataclasses import dataclass
-from queue import Queue
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+logger = logging.getLogger("openfunction.tracing")
 
 MAX_BATCH = 500
 BATCH_WINDOW = 0.1
 REPORT_TIMEOUT = 10.0
+MAX_BACKOFF = 30.0
 COLLECT_IN_SYNC = "/skywalking.v3.TraceSegmentReportService/collectInSync"
 
 EXIT = 1  # SpanType (Entry = 0, the default, is left out as proto3 does)
@@ -49,24 +57,26 @@ class SegmentRecord:
     __slots__ = ("trace_id", "segment_id", "start", "tags", "ref", "correlation", "end",
                  "error", "error_time", "exits")
 
-    def __init__(self, trace_id: str, segment_id: str, start: int, tags: list[tuple[str, str]],
-                 ref: Ref | None = None, correlation: dict[str, str] | None = None, end: int = 0,
+    def __init__(self, trace_id: str, segment_id: str, start: int,
+                 tags: tuple[tuple[str, str], ...], ref: Ref | None = None,
+                 correlation: dict[str, str] | None = None, end: int = 0,
                  error: list[tuple[str, str]] | None = None, error_time: int = 0,
                  exits: list[tuple[int, int, int, str]] | None = None) -> None:
         self.trace_id = trace_id
         self.segment_id = segment_id
         self.start = start
         self.tags = tags
+        """The entry span's tags that depend on the invocation (the rest are constant)."""
         self.ref = ref
-        self.correlation = correlation if correlation is not None else {}
+        self.correlation = correlation
         self.end = end
         self.error = error
         self.error_time = error_time
-        self.exits = exits if exits is not None else []
-        """(span id, start, end, peer) of each exit span."""
+        self.exits = exits
+        """(span id, start, end, peer) of each exit span, or None before the first."""
 
     def next_span_id(self) -> int:
-        return len(self.exits) + 1
+        return len(self.exits) + 1 if self.exits else 1
 
 
 def now_ms() -> int:
@@ -82,18 +92,25 @@ class SegmentEncoder:
         self._entry = common + _uint(2, -1) + b"".join(_tag(k, v) for k, v in static_tags)
         self._exit = common + _uint(8, EXIT)
         self._tail = _string(4, service) + _string(5, instance)
-        self._tags: dict[tuple[str, str], bytes] = {}
+        self._tags: dict[tuple[tuple[str, str], ...], bytes] = {}
+        self._times: dict[int, bytes] = {}
 
     def segment(self, record: SegmentRecord) -> bytes:
-        tags = self._tags
-        entry = [self._entry, _START, _varint(record.start), _END, _varint(record.end)]
-        for pair in record.tags:
-            encoded = tags.get(pair)
-            if encoded is None:
-                if len(tags) >= _TAG_CACHE_SIZE:
-                    tags.clear()
-                encoded = tags[pair] = _tag(*pair)
-            entry.append(encoded)
+        times = self._times
+        if len(times) >= _CACHE_SIZE:
+            times.clear()
+        start = times.get(record.start)
+        if start is None:
+            start = times[record.start] = _START + _varint(record.start)
+        end = times.get(record.end)
+        if end is None:
+            end = times[record.end] = _END + _varint(record.end)
+        tags = self._tags.get(record.tags)
+        if tags is None:
+            if len(self._tags) >= _CACHE_SIZE:
+                self._tags.clear()
+            tags = self._tags[record.tags] = b"".join(_tag(k, v) for k, v in record.tags)
+        entry = [self._entry, start, end, tags]
         ref = record.ref
         if ref is not None:
             entry.append(_message(5, b"".join((
@@ -106,11 +123,13 @@ class SegmentEncoder:
             entry.append(_message(13, _uint(1, record.error_time) + b"".join(
                 _message(2, _pair(k, v)) for k, v in record.error)))
         body = b"".join(entry)
-        parts = [_string(1, record.trace_id), _string(2, record.segment_id),
+        trace_id, segment_id = record.trace_id.encode(), record.segment_id.encode()
+        parts = [_TRACE_ID, _varint(len(trace_id)), trace_id,
+                 _SEGMENT_ID, _varint(len(segment_id)), segment_id,
                  _SPAN, _varint(len(body)), body]
-        for span_id, start, end, peer in record.exits:
-            body = b"".join((self._exit, _uint(1, span_id), _START, _varint(start), _END,
-                             _varint(end), _string(7, peer)))
+        for span_id, started, ended, peer in record.exits or ():
+            body = b"".join((self._exit, _uint(1, span_id), _START, _varint(started), _END,
+                             _varint(ended), _string(7, peer)))
             parts += (_SPAN, _varint(len(body)), body)
         parts.append(self._tail)
         return b"".join(parts)
@@ -123,58 +142,118 @@ class SegmentEncoder:
             parts += (_SEGMENT, _varint(len(encoded)), encoded)
         return b"".join(parts)
 
-def batching_protocol(base: type, encoder: SegmentEncoder) -> type:
-    """A subclass of the agent's `GrpcProtocol` that reports `SegmentRecord`s in batches."""
-    import grpc
+
+Send = Callable[[bytes], Any]
+
+
+class SegmentReporter:
+    """The queue of finished segments and the thread that reports them in batches."""
+
+    def __init__(self, encoder: SegmentEncoder, max_pending: int, address: str) -> None:
+        self.encoder = encoder
+        self.max_pending = max_pending
+        self.address = address
+        self.sender: Send | None = None
+        """Sends one encoded `SegmentCollection`; set once the agent's channel exists."""
+        self.dropped = 0
+        self.reported = 0
+        self._pending: collections.deque[SegmentRecord] = collections.deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+        self._warned_full = 0.0
+
+    def full(self) -> bool:
+        return len(self._pending) >= self.max_pending
+
+    def submit(self, record: SegmentRecord) -> None:
+        """Queue a finished segment (never blocks; drops it when the queue is full)."""
+        if len(self._pending) < self.max_pending:
+            self._pending.append(record)
+        else:
+            self._drop(1)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="openfunction-skywalking",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the thread and report what is queued; False when that took too long."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._stop.wait(backoff or BATCH_WINDOW):
+            backoff = 0.0 if self.flush() else min(MAX_BACKOFF, max(0.5, backoff * 2))
+        self.flush()  # what the last invocations left
+
+    def flush(self) -> bool:
+        """Report everything queued now, in batches; False when the collector failed."""
+        pending, send = self._pending, self.sender
+        if send is None:
+            return True
+        while pending:
+            count = min(len(pending), MAX_BATCH)
+            records = [pending.popleft() for _ in range(count)]
+            try:
+                send(self.encoder.collection(records))
+            except Exception as exc:  # noqa: BLE001 - the collector's trouble, never the function's
+                self._drop(count, exc)
+                return False
+            self.reported += count
+            if self._failing:
+                self._failing = False
+                logger.info("SkyWalking: reporting to %s again", self.address)
+        return True
+
+    def _drop(self, count: int, error: BaseException | None = None) -> None:
+        self.dropped += count
+        if error is not None:
+            if not self._failing:
+                self._failing = True
+                code = getattr(error, "code", None)
+                reason = f"{code().name}" if callable(code) else type(error).__name__
+                details = getattr(error, "details", lambda: "")() if callable(code) else str(error)
+                logger.warning(
+                    "SkyWalking: could not report %d segment(s) to %s (%s: %s); retrying with "
+                    "backoff, segments are dropped meanwhile", count, self.address, reason,
+                    details)
+            return
+        now = time.monotonic()
+        if now - self._warned_full > 60:
+            self._warned_full = now
+            logger.warning(
+                "SkyWalking: %d segments waiting to be reported; new ones are dropped "
+                "(SW_AGENT_TRACE_REPORTER_MAX_BUFFER_SIZE)", self.max_pending)
+
+
+def channel_protocol(base: type, reporter: SegmentReporter) -> type:
+    """A subclass of the agent's `GrpcProtocol` that hands its channel to `reporter`."""
     from skywalking.protocol.common.Command_pb2 import Commands
 
-    class BatchingGrpcProtocol(base):  # type: ignore[misc, valid-type]
-        reports_records = True
-        segment_encoder = encoder
+    class ChannelSharingGrpcProtocol(base):  # type: ignore[misc, valid-type]
+        shares_channel = True
 
         def __init__(self) -> None:
             super().__init__()
-            self._collect = self.channel.unary_unary(
+            collect = self.channel.unary_unary(
                 COLLECT_IN_SYNC, request_serializer=None,
                 response_deserializer=Commands.FromString,
             )
+            ChannelSharingGrpcProtocol.reporter.sender = (
+                lambda batch: collect(batch, timeout=REPORT_TIMEOUT))
 
-        def report_segment(self, queue: Queue, block: bool = True) -> None:
-            if block:
-                # Let a batch gather. (Sleeping rather than waiting on the queue: a reporter
-                # blocked in `queue.get` would be woken by every invocation's segment, and
-                # each wake-up costs the function the GIL.)
-                time.sleep(BATCH_WINDOW)
-            while True:
-                records = _take(queue)
-                if not records:
-                    return
-                try:
-                    self._collect(self.segment_encoder.collection(records),
-                                  timeout=REPORT_TIMEOUT)
-                except grpc.RpcError:
-                    self.on_error()
-                    raise
-                if len(records) < MAX_BATCH:
-                    return
+        def report_segment(self, queue: Any, block: bool = True) -> None:
+            """The agent's own segment queue stays empty: `SegmentReporter` reports them."""
+            return None
 
-    return BatchingGrpcProtocol
-
-
-def _take(queue: Queue) -> list[Any]:
-    """Up to MAX_BATCH of the queued records, taken under one acquisition of the queue's lock
-    (one `get_nowait` and `task_done` per record would cost more than encoding it)."""
-    with queue.mutex:
-        items = queue.queue
-        count = min(len(items), MAX_BATCH)
-        records = [items.popleft() for _ in range(count)]
-        if count:
-            queue.not_full.notify_all()
-            queue.unfinished_tasks -= count
-            if queue.unfinished_tasks <= 0:
-                queue.unfinished_tasks = 0
-                queue.all_tasks_done.notify_all()
-    return records
+    ChannelSharingGrpcProtocol.reporter = reporter
+    return ChannelSharingGrpcProtocol
 
 
 # Protocol Buffers wire format: just what these messages need.
@@ -194,9 +273,11 @@ def _varint(value: int) -> bytes:
 _SMALL = [bytes((i,)) for i in range(0x80)]
 _START = _varint(3 << 3 | _VARINT)  # SpanObject.startTime
 _END = _varint(4 << 3 | _VARINT)  # SpanObject.endTime
+_TRACE_ID = _varint(1 << 3 | _LENGTH)  # SegmentObject.traceId
+_SEGMENT_ID = _varint(2 << 3 | _LENGTH)  # SegmentObject.traceSegmentId
 _SPAN = _varint(3 << 3 | _LENGTH)  # SegmentObject.spans
 _SEGMENT = _varint(1 << 3 | _LENGTH)  # SegmentCollection.segments
-_TAG_CACHE_SIZE = 4096
+_CACHE_SIZE = 4096
 
 
 def _uint(number: int, value: int) -> bytes:
