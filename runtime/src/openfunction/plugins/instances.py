@@ -12,7 +12,8 @@ The decision, made once per plugin at start-up:
 * a class that overrides `init()`: `init()` is always called.
 * otherwise the code of the class's methods (and of its bases below `Plugin`) is read: any
   attribute assignment or deletion, or any use of `setattr`, `delattr`, `__dict__`, `vars`,
-  `exec` or `eval`, outside `__init__` and `setup`, means per-invocation instances.
+  `exec` or `eval`, outside `__init__`, `setup` and `close` (run once), means per-invocation
+  instances.
 
 A shared instance is watched: should it set an attribute anyway (from a helper function
 the scan cannot see), the write goes through, a warning names the plugin and the fix, and
