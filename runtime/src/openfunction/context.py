@@ -143,8 +143,9 @@ class Context:
         """Send `data` to the output named `output`, or to every output.
 
         `metadata` is added to this request's metadata, over the output's own (for
-        example `{"key": "order-42"}` for a `bindings.redis` output). Returns the binding's response data for one output, or a dict of output name to
-        response data when sending to all of them.
+        example `{"key": "order-42"}` for a `bindings.redis` output). Returns the binding's
+        response data for one output, or a dict of output name to response data when sending
+        to all of them.
         """
         targets = self._targets(output)
         payload = encode_payload(data)

@@ -80,7 +80,7 @@ class _Hook:
         self.name = prototype.name
         self.phase = phase
         # the class's function, called with the invocation's instance
-        self.function = getattr(_own_class(prototype), attribute)
+        self.function = getattr(type(prototype), attribute)
         self.is_async = inspect.iscoroutinefunction(self.function)
         self.timeout = prototype.timeout
         self.required = bool(prototype.required) and phase == "pre"
@@ -89,10 +89,6 @@ class _Hook:
         """What `Pipeline.run` iterates: the function is None when the hook has a timeout
         (run bounded); otherwise it is called inline, without a coroutine of its own."""
         return (self.name, self.function if self.timeout is None else None, self)
-
-
-def _own_class(plugin: Plugin) -> type:
-    return type(plugin).__dict__.get("_watched_class") or type(plugin)
 
 
 class Pipeline:

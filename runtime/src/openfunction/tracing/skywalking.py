@@ -192,10 +192,10 @@ class SkyWalkingTracer:
     def leave(self, record: SegmentRecord, invocation: "Invocation") -> None:
         """End the entry span, marking it as an error when the invocation failed; report."""
         record.end = now_ms()
-        if invocation.error is not None or invocation.status_code >= 500:
-            reason = failure(invocation)
+        reason = failure(invocation)
+        if reason is not None:
             record.error_time = record.end
-            record.error = [("event", "error"), ("message", reason or "")]
+            record.error = [("event", "error"), ("message", reason)]
             if invocation.error is not None:
                 record.error.insert(1, ("error.kind", type(invocation.error).__name__))
         self.reporter.submit(record)
@@ -231,10 +231,7 @@ class SkyWalkingTracer:
             if len(self._http_tags) >= 4096:
                 self._http_tags.clear()
             url = f"{host_header(host, scope)}{key[2]}"
-            kind = event_kind(invocation)
             tags = (("http.method", key[0]), ("url", url), self._runtime_tag)
-            if kind:
-                tags += (("component.type", kind),)
             self._http_tags[key] = tags  # type: ignore[index]
         return sw8, correlation, tags
 

@@ -216,13 +216,10 @@ class SegmentReporter:
         if error is not None:
             if not self._failing:
                 self._failing = True
-                code = getattr(error, "code", None)
-                reason = f"{code().name}" if callable(code) else type(error).__name__
-                details = getattr(error, "details", lambda: "")() if callable(code) else str(error)
                 logger.warning(
-                    "SkyWalking: could not report %d segment(s) to %s (%s: %s); retrying with "
-                    "backoff, segments are dropped meanwhile", count, self.address, reason,
-                    details)
+                    "SkyWalking: could not report %d segment(s) to %s (%s); retrying with "
+                    "backoff, segments are dropped meanwhile", count, self.address,
+                    _describe(error))
             return
         now = time.monotonic()
         if now - self._warned_full > 60:
@@ -230,6 +227,14 @@ class SegmentReporter:
             logger.warning(
                 "SkyWalking: %d segments waiting to be reported; new ones are dropped "
                 "(SW_AGENT_TRACE_REPORTER_MAX_BUFFER_SIZE)", self.max_pending)
+
+
+def _describe(error: BaseException) -> str:
+    """One line for a failed report: the gRPC status and details, else the exception."""
+    code = getattr(error, "code", None)
+    if callable(code):
+        return f"{code().name}: {error.details()}"  # type: ignore[attr-defined]
+    return f"{type(error).__name__}: {error}"
 
 
 def channel_protocol(base: type, reporter: SegmentReporter) -> type:
