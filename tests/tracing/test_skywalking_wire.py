@@ -17,7 +17,7 @@ def test_segments_read_back_as_the_protocol_defines_them():
         error=[("event", "error"), ("message", "boom")], error_time=2,
         exits=[(1, 1, 1, "topic-a"), (2, 2, 2, "topic-b")],
     )
-    (one, two) = SegmentCollection.FromString(encoder.collection([plain, rich])).segments
+    (one, two) = SegmentCollection.FromString(encoder.collection([encoder.segment(plain), encoder.segment(rich)])).segments
 
     assert (one.traceId, one.traceSegmentId, one.service, one.serviceInstance) == (
         "t1", "s1", "fn", "fn-0")
@@ -43,3 +43,24 @@ def test_segments_read_back_as_the_protocol_defines_them():
         assert (span.spanId, span.parentSpanId, span.spanType, span.peer) == (number, 0, 1, peer)
         assert (span.spanLayer, span.componentId, span.operationName) == (6, 5013, "fn")
         assert not span.tags
+
+
+def test_a_plain_segment_reads_back_as_the_same_segment_made_from_a_record():
+    encoder = SegmentEncoder("fn", "fn-0", "fn", 5013, [("layer", "faas")])
+    tags = (("http.method", "GET"), ("url", "fn:8080/"), ("runtime", "Knative"))
+    record = SegmentRecord("t1", "s1", start=1795373970208, end=1795373970210, tags=tags)
+    plain = encoder.plain(b"t1", b"s1", 1795373970208, 1795373970210, encoder.entry_span(tags))
+    (one, two) = SegmentCollection.FromString(
+        encoder.collection([encoder.segment(record), plain])).segments
+    assert one == two
+
+
+def test_a_span_that_starts_and_ends_in_the_same_millisecond_keeps_both_times():
+    encoder = SegmentEncoder("fn", "fn-0", "fn", 5013, [])
+    tags = (("runtime", "Knative"),)
+    ms = 1795373970208
+    for encoded in (encoder.segment(SegmentRecord("t", "s", start=ms, end=ms, tags=tags)),
+                    encoder.plain(b"t", b"s", ms, ms, encoder.entry_span(tags)),
+                    encoder.segment(SegmentRecord("t", "s", start=ms - 1, end=ms, tags=tags))):
+        (segment,) = SegmentCollection.FromString(encoder.collection([encoded])).segments
+        assert segment.spans[0].endTime == ms and segment.spans[0].startTime in (ms, ms - 1)

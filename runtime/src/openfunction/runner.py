@@ -49,14 +49,14 @@ class FunctionRunner:
         self._func = function.func
         self._is_async = function.is_async
         self._signature = function.signature
-        self._run = pipeline.run if pipeline else None
+        self._plugins = bool(pipeline)
 
     async def run(self, invocation: Invocation) -> None:
         """Run the function (and plugins) for `invocation`; never raises for user errors."""
         if self._signature is SignatureType.OPENFUNCTION:
             invocation.context = Context(invocation, self.services)
-        if self._run is not None:
-            await self._run(invocation, self._call)
+        if self._plugins:
+            await self.pipeline.run(invocation, self._call)
         else:
             await self._call(invocation)
         if invocation.error is not None:

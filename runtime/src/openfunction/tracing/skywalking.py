@@ -30,12 +30,14 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any, Mapping
 
 from openfunction.errors import ConfigError
+from openfunction.invocation import BINDING, TOPIC
 from openfunction.plugins.base import Plugin
-from openfunction.tracing.common import TraceSettings, event_kind, failure, host_header
+from openfunction.tracing.common import TraceSettings, failure, host_header
 from openfunction.tracing.skywalking_report import (
     Ref,
     SegmentEncoder,
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from openfunction.plugins.pipeline import PluginSet
 
 logger = logging.getLogger("openfunction.tracing")
+_time = time.time
+_EVENT_KINDS = (BINDING, TOPIC)
 
 OAP_SERVER_FIELD = "FUNC_CONTEXT.pluginsTracing.provider.oapServer"
 BACKEND_ENV = "SW_AGENT_COLLECTOR_BACKEND_SERVICES"
@@ -118,7 +122,11 @@ class SkyWalkingTracer:
         self._lock = threading.Lock()
         _configure_agent(config, settings, address, environ)
         self.reporter = SegmentReporter(self._encoder, config.agent_trace_reporter_max_buffer_size,
-                                        address)
+                                        address, encode=self.encode)
+        self._entry_spans: dict[object, bytes] = {}
+        self._submit = self.reporter.submit
+        self._next_seq = itertools.count(1).__next__
+        self._sampler: Any = None
 
     # the agent
     def start(self) -> None:
@@ -135,6 +143,7 @@ class SkyWalkingTracer:
             else:  # what the agent instantiates when it starts
                 self._agent_grpc.GrpcProtocol = channel_protocol(protocol, self.reporter)
             self._agent.start()
+            self._sampler = self._sampling.sampling_service
             self.reporter.start()
             _route_agent_logs()
             self._started = True
@@ -164,49 +173,111 @@ class SkyWalkingTracer:
                            self.address, getattr(exc, "code", lambda: type(exc).__name__)())
 
     # segments
-    def enter(self, invocation: "Invocation") -> SegmentRecord | None:
-        """Start the segment of `invocation`; None when it would be dropped."""
+    def enter(self, invocation: "Invocation") -> "Capture | None":
+        """Start the segment of `invocation`; None when sampling leaves it out.
+
+        Only what cannot wait is done here: a sequence number and the start time, and a
+        reference to where the caller's context is. The rest of the segment (ids, the
+        caller's `sw8`, tags, baggage) is made by the reporter thread, in batches, or at the
+        first `ctx.send` or `get` that needs it.
+        """
         if not self._started:
             self.start()
-        if self.reporter.full():
-            return None
-        sw8, correlation_header, tags = self._read(invocation)
-        ref: Ref | None = None
-        correlation: dict[str, str] | None = None
-        if sw8:
-            ref, correlation = self._extract(sw8, correlation_header)
-        sampler = self._sampling.sampling_service
+        request = invocation.request
+        capture = Capture(self._next_seq(), _time(), request.scope if request is not None else None,
+                          invocation.carrier, invocation.trigger)
+        sampler = self._sampler
         if sampler is not None:  # SW_SAMPLE_N_PER_3_SECS; a continued trace is always kept
-            if ref is not None:
+            if self._read(capture)[0]:
                 sampler.force_sampled()
             elif not sampler.try_sampling():
                 return None
-        if self.settings.baggage:
-            correlation = dict(correlation or {})
-            for key, value in self.settings.baggage.items():
-                self._correlate(correlation, key, value)
-        segment_id = self._ids.next()
-        return SegmentRecord(ref.trace_id if ref else self._ids.trace_of(segment_id), segment_id,
-                             now_ms(), tags, ref, correlation)
+        return capture
 
-    def leave(self, record: SegmentRecord, invocation: "Invocation") -> None:
+    def leave(self, capture: "Capture", invocation: "Invocation") -> None:
         """End the entry span, marking it as an error when the invocation failed; report."""
-        record.end = now_ms()
-        reason = failure(invocation)
-        if reason is not None:
+        capture.end = _time()
+        if invocation.error is not None or invocation.status_code >= 500:
+            error = invocation.error
+            capture.failure = (failure(invocation) or "",
+                               type(error).__name__ if error is not None else "")
+        self._submit(capture)
+
+    def record(self, capture: "Capture") -> SegmentRecord:
+        """The segment of `capture` (made once; the same record every time after)."""
+        record = capture.record
+        if record is None:
+            sw8, correlation_header, tags = self._read(capture)
+            ref: Ref | None = None
+            correlation: dict[str, str] | None = None
+            if sw8:
+                ref, correlation = self._extract(sw8, correlation_header)
+            if self.settings.baggage:
+                correlation = dict(correlation or {})
+                for key, value in self.settings.baggage.items():
+                    self._correlate(correlation, key, value)
+            segment_id = self._ids.segment(capture.seq)
+            trace_id = ref.trace_id if ref else self._ids.trace(capture.seq)
+            record = capture.record = SegmentRecord(
+                trace_id, segment_id, int(capture.start * 1000), tags, ref, correlation)
+        return record
+
+    def finished(self, capture: "Capture") -> SegmentRecord:
+        """The finished segment of `capture`, for the reporter thread."""
+        record = self.record(capture)
+        record.end = int(capture.end * 1000)
+        if capture.failure is not None:
+            reason, kind = capture.failure
             record.error_time = record.end
             record.error = [("event", "error"), ("message", reason)]
-            if invocation.error is not None:
-                record.error.insert(1, ("error.kind", type(invocation.error).__name__))
-        self.reporter.submit(record)
+            if kind:
+                record.error.insert(1, ("error.kind", kind))
+        return record
 
-    def _read(self, invocation: "Invocation"
+    def encode(self, capture: "Capture") -> bytes:
+        """The finished segment of `capture`, encoded (on the reporter thread).
+
+        Most invocations have no caller's context, no baggage, no error and no send: their
+        segment is one entry span whose encoding depends only on the endpoint (method,
+        host, path, or the kind of event), the ids and the times, and is made without a
+        `SegmentRecord`.
+        """
+        if capture.record is None and capture.failure is None and not self.settings.baggage:
+            key = self._plain_key(capture)
+            if key is not None:
+                entry_span = self._entry_spans.get(key)
+                if entry_span is None:
+                    if len(self._entry_spans) >= 4096:
+                        self._entry_spans.clear()
+                    entry_span = self._entry_spans[key] = self._encoder.entry_span(
+                        self._read(capture)[2])
+                return self._encoder.plain(
+                    self._ids.trace_bytes(capture.seq), self._ids.segment_bytes(capture.seq),
+                    int(capture.start * 1000), int(capture.end * 1000), entry_span)
+        return self._encoder.segment(self.finished(capture))
+
+    @staticmethod
+    def _plain_key(capture: "Capture") -> object:
+        """What the entry span's tags depend on, or None when the caller sent its context."""
+        scope, carrier = capture.scope, capture.carrier
+        if carrier and "sw8" in carrier:
+            return None
+        if scope is None:
+            return capture.trigger
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"sw8":
+                return None
+        return (scope.get("method", ""), host, scope.get("path", ""))
+
+    def _read(self, capture: "Capture"
               ) -> tuple[str | None, str | None, tuple[tuple[str, str], ...]]:
         """The caller's `sw8` and `sw8-correlation`, and the entry span's invocation tags."""
-        request = invocation.request
-        carrier = invocation.carrier
-        if request is None:
-            kind = event_kind(invocation)
+        scope, carrier = capture.scope, capture.carrier
+        if scope is None:
+            kind = capture.trigger if capture.trigger in _EVENT_KINDS else ""
             tags = self._event_tags.get(kind)
             if tags is None:
                 tags = self._event_tags[kind] = (
@@ -214,7 +285,7 @@ class SkyWalkingTracer:
             return carrier.get("sw8"), carrier.get("sw8-correlation"), tags
         sw8 = correlation = None
         host = b""
-        for name, value in request.scope["headers"]:
+        for name, value in scope["headers"]:
             if name == b"host":
                 host = value
             elif name[:3] == b"sw8":
@@ -224,7 +295,6 @@ class SkyWalkingTracer:
                     correlation = value.decode("latin-1")
         if carrier:
             sw8, correlation = carrier.get("sw8"), carrier.get("sw8-correlation")
-        scope = request.scope
         key = (scope.get("method", ""), host, scope.get("path", ""))
         tags = self._http_tags.get(key)  # type: ignore[arg-type]
         if tags is None:
@@ -235,8 +305,9 @@ class SkyWalkingTracer:
             self._http_tags[key] = tags  # type: ignore[index]
         return sw8, correlation, tags
 
-    def send(self, record: SegmentRecord, message: "OutgoingMessage") -> None:
+    def send(self, capture: "Capture", message: "OutgoingMessage") -> None:
         """An exit span for one `ctx.send`; its context goes into the message's metadata."""
+        record = self.record(capture)
         peer = message.output.target or message.output.name
         span_id = record.next_span_id()
         started = now_ms()
@@ -282,7 +353,7 @@ class SkyWalkingPlugin(Plugin):
     version = "v1"
 
     tracer: SkyWalkingTracer | None = None
-    segment: SegmentRecord | None = None
+    segment: "Capture | None" = None
     """This invocation's segment (set on the per-invocation copy only)."""
 
     def init(self) -> "Plugin":
@@ -312,21 +383,38 @@ class SkyWalkingPlugin(Plugin):
 
     def get(self, key: str) -> Any:
         segment = self.segment
-        if segment is None:
+        if segment is None or self.tracer is None or key not in ("trace_id", "segment_id"):
             return None
-        if key == "trace_id":
-            return segment.trace_id
-        if key == "segment_id":
-            return segment.segment_id
-        return None
+        record = self.tracer.record(segment)
+        return record.trace_id if key == "trace_id" else record.segment_id
 
     def close(self) -> None:
         if self.tracer is not None:
             self.tracer.stop()
 
 
+class Capture:
+    """What one invocation's segment is made from, as the invocation leaves it."""
+
+    __slots__ = ("seq", "start", "scope", "carrier", "trigger", "end", "failure", "record")
+
+    def __init__(self, seq: int, start: float, scope: Mapping[str, Any] | None,
+                 carrier: Mapping[str, str], trigger: str) -> None:
+        self.seq = seq
+        self.start = start
+        self.scope = scope
+        """The HTTP request's ASGI scope (its headers, method, path); None for Dapr events."""
+        self.carrier = carrier
+        """The inner event's metadata (Dapr events, CloudEvents carrying one)."""
+        self.trigger = trigger
+        self.end = 0.0
+        self.failure: tuple[str, str] | None = None
+        """(reason, exception type name) when the invocation failed."""
+        self.record: SegmentRecord | None = None
+
+
 class _Ids:
-    """Trace and segment ids: a random per-process prefix and a counter.
+    """Trace and segment ids: a random per-process prefix and the invocation's number.
 
     (The agent's own ids come from `uuid.uuid1()`, 20-40 µs each with libuuid's time-safe
     generation; these are as unique and cost well under a microsecond.)
@@ -335,14 +423,21 @@ class _Ids:
     def __init__(self) -> None:
         self._prefix = uuid.uuid4().hex[:16]
         self._trace_prefix = uuid.uuid4().hex[:16]
-        self._count = itertools.count(1).__next__
+        self._prefix_bytes = self._prefix.encode()
+        self._trace_prefix_bytes = self._trace_prefix.encode()
 
-    def next(self) -> str:
-        return f"{self._prefix}{self._count():016x}"
+    def segment(self, seq: int) -> str:
+        return f"{self._prefix}{seq:016x}"
 
-    def trace_of(self, segment_id: str) -> str:
-        """The id of a new trace started by segment `segment_id` (unique as that one is)."""
-        return self._trace_prefix + segment_id[16:]
+    def trace(self, seq: int) -> str:
+        """The id of a new trace started by segment number `seq` (unique as that one is)."""
+        return f"{self._trace_prefix}{seq:016x}"
+
+    def segment_bytes(self, seq: int) -> bytes:
+        return b"%b%016x" % (self._prefix_bytes, seq)
+
+    def trace_bytes(self, seq: int) -> bytes:
+        return b"%b%016x" % (self._trace_prefix_bytes, seq)
 
 
 def _configure_agent(

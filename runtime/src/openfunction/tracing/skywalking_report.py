@@ -1,13 +1,13 @@
 """Reporting the function's trace segments to the OAP server, in batches.
 
 A function's segment is always the same shape: one entry span and an exit span per send,
-most tags the same on every invocation. So an invocation only records a small
-`SegmentRecord` and appends it to a bounded in-memory queue; `SegmentReporter`'s thread
-wakes every `BATCH_WINDOW` seconds, encodes what has gathered by hand in the protocol's wire
-format (`SegmentObject` of skywalking/v3 Tracing.proto, everything constant encoded once at
-start-up, the per-endpoint tags once per endpoint) and sends it with
-`TraceSegmentReportService/collectInSync`: one RPC per batch of at most `MAX_BATCH`
-segments. The RPC goes over the agent's own gRPC channel (TLS and authentication as the
+most tags the same on every invocation. So an invocation only appends what its segment is
+made from to a bounded in-memory queue; `SegmentReporter`'s thread reports what has
+gathered every `REPORT_INTERVAL` seconds, or as soon as `MAX_BATCH` segments wait. It
+encodes them by hand in the protocol's wire format (`SegmentObject` of skywalking/v3
+Tracing.proto, everything constant encoded once at start-up, the per-endpoint tags once per
+endpoint) and sends them with `TraceSegmentReportService/collectInSync`: one RPC per batch
+of at most `MAX_BATCH` segments. The RPC goes over the agent's own gRPC channel (TLS and authentication as the
 agent is configured); the agent keeps the instance registration and heartbeats.
 
 Nothing here ever blocks an invocation: a full queue drops the segment (counted and
@@ -25,8 +25,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 logger = logging.getLogger("openfunction.tracing")
 
-MAX_BATCH = 500
-BATCH_WINDOW = 0.1
+MAX_BATCH = 2000
+REPORT_INTERVAL = 1.0
+WAKE_INTERVAL = 0.1
 REPORT_TIMEOUT = 10.0
 MAX_BACKOFF = 30.0
 COLLECT_IN_SYNC = "/skywalking.v3.TraceSegmentReportService/collectInSync"
@@ -93,18 +94,25 @@ class SegmentEncoder:
         self._exit = common + _uint(8, EXIT)
         self._tail = _string(4, service) + _string(5, instance)
         self._tags: dict[tuple[tuple[str, str], ...], bytes] = {}
-        self._times: dict[int, bytes] = {}
+        self._starts: dict[int, bytes] = {}
+        self._ends: dict[int, bytes] = {}
+
+    def _times(self, start: int, end: int) -> tuple[bytes, bytes]:
+        """`SpanObject.startTime` and `endTime` fields (invocations share milliseconds)."""
+        starts, ends = self._starts, self._ends
+        if len(starts) >= _CACHE_SIZE:
+            starts.clear()
+            ends.clear()
+        started = starts.get(start)
+        if started is None:
+            started = starts[start] = _START + _varint(start)
+        ended = ends.get(end)
+        if ended is None:
+            ended = ends[end] = _END + _varint(end)
+        return started, ended
 
     def segment(self, record: SegmentRecord) -> bytes:
-        times = self._times
-        if len(times) >= _CACHE_SIZE:
-            times.clear()
-        start = times.get(record.start)
-        if start is None:
-            start = times[record.start] = _START + _varint(record.start)
-        end = times.get(record.end)
-        if end is None:
-            end = times[record.end] = _END + _varint(record.end)
+        start, end = self._times(record.start, record.end)
         tags = self._tags.get(record.tags)
         if tags is None:
             if len(self._tags) >= _CACHE_SIZE:
@@ -134,30 +142,46 @@ class SegmentEncoder:
         parts.append(self._tail)
         return b"".join(parts)
 
-    def collection(self, records: Iterable[SegmentRecord]) -> bytes:
+    def entry_span(self, tags: tuple[tuple[str, str], ...]) -> bytes:
+        """The constant part of an entry span with `tags`, for `plain`."""
+        return self._entry + b"".join(_tag(k, v) for k, v in tags)
+
+    def plain(self, trace_id: bytes, segment_id: bytes, start: int, end: int,
+              entry_span: bytes) -> bytes:
+        """A segment of one entry span with no caller, error or exit span: most of them."""
+        started, ended = self._times(start, end)
+        length = len(started) + len(ended) + len(entry_span)
+        return b"".join((_TRACE_ID, _varint(len(trace_id)), trace_id,
+                         _SEGMENT_ID, _varint(len(segment_id)), segment_id,
+                         _SPAN, _varint(length), started, ended, entry_span, self._tail))
+
+    def collection(self, segments: Iterable[bytes]) -> bytes:
+        """A `SegmentCollection` of encoded segments."""
         parts: list[bytes] = []
-        segment = self.segment
-        for record in records:
-            encoded = segment(record)
+        for encoded in segments:
             parts += (_SEGMENT, _varint(len(encoded)), encoded)
         return b"".join(parts)
 
 
 Send = Callable[[bytes], Any]
+Encode = Callable[[Any], bytes]
 
 
 class SegmentReporter:
     """The queue of finished segments and the thread that reports them in batches."""
 
-    def __init__(self, encoder: SegmentEncoder, max_pending: int, address: str) -> None:
+    def __init__(self, encoder: SegmentEncoder, max_pending: int, address: str,
+                 encode: Encode | None = None) -> None:
         self.encoder = encoder
+        self.encode: Encode = encode or encoder.segment
+        """Encodes one submitted item (on this thread); by default a `SegmentRecord`."""
         self.max_pending = max_pending
         self.address = address
         self.sender: Send | None = None
         """Sends one encoded `SegmentCollection`; set once the agent's channel exists."""
         self.dropped = 0
         self.reported = 0
-        self._pending: collections.deque[SegmentRecord] = collections.deque()
+        self._pending: collections.deque[Any] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
@@ -166,7 +190,7 @@ class SegmentReporter:
     def full(self) -> bool:
         return len(self._pending) >= self.max_pending
 
-    def submit(self, record: SegmentRecord) -> None:
+    def submit(self, record: Any) -> None:
         """Queue a finished segment (never blocks; drops it when the queue is full)."""
         if len(self._pending) < self.max_pending:
             self._pending.append(record)
@@ -188,8 +212,12 @@ class SegmentReporter:
 
     def _run(self) -> None:
         backoff = 0.0
-        while not self._stop.wait(backoff or BATCH_WINDOW):
-            backoff = 0.0 if self.flush() else min(MAX_BACKOFF, max(0.5, backoff * 2))
+        last = time.monotonic()
+        while not self._stop.wait(backoff or WAKE_INTERVAL):
+            now = time.monotonic()
+            if backoff or len(self._pending) >= MAX_BATCH or now - last >= REPORT_INTERVAL:
+                last = now
+                backoff = 0.0 if self.flush() else min(MAX_BACKOFF, max(0.5, backoff * 2))
         self.flush()  # what the last invocations left
 
     def flush(self) -> bool:
@@ -199,9 +227,12 @@ class SegmentReporter:
             return True
         while pending:
             count = min(len(pending), MAX_BATCH)
-            records = [pending.popleft() for _ in range(count)]
+            segments = self._encoded([pending.popleft() for _ in range(count)])
+            count = len(segments)
+            if not count:
+                continue
             try:
-                send(self.encoder.collection(records))
+                send(self.encoder.collection(segments))
             except Exception as exc:  # noqa: BLE001 - the collector's trouble, never the function's
                 self._drop(count, exc)
                 return False
@@ -210,6 +241,20 @@ class SegmentReporter:
                 self._failing = False
                 logger.info("SkyWalking: reporting to %s again", self.address)
         return True
+
+    def _encoded(self, items: list[Any]) -> list[bytes]:
+        encode = self.encode
+        try:
+            return [encode(item) for item in items]
+        except Exception:  # noqa: BLE001 - one bad segment must not cost the others
+            segments = []
+            for item in items:
+                try:
+                    segments.append(encode(item))
+                except Exception:  # noqa: BLE001
+                    self.dropped += 1
+                    logger.exception("SkyWalking: a segment could not be encoded and was dropped")
+            return segments
 
     def _drop(self, count: int, error: BaseException | None = None) -> None:
         self.dropped += count

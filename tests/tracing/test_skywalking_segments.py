@@ -1,0 +1,108 @@
+"""How the tracer turns an invocation into its segment: made on the reporter thread from what
+the invocation left, the same whichever way it is encoded."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from skywalking.protocol.language_agent.Tracing_pb2 import SegmentObject
+
+from openfunction.config import FunctionConfig, parse_function_context
+from openfunction.invocation import BINDING, HTTP, Invocation
+from openfunction.request import Request
+from openfunction.tracing.common import TraceSettings
+from openfunction.tracing.skywalking import SkyWalkingTracer
+
+CONTEXT = {"name": "fn", "version": "v1", "runtime": "Knative",
+           "pluginsTracing": {"enabled": True, "tags": {"team": "a"},
+                              "provider": {"name": "skywalking", "oapServer": "oap:11800"}}}
+
+
+CONFIG = parse_function_context(json.dumps(CONTEXT), {"CONTEXT_MODE": "self-host"})
+
+
+def tracer() -> SkyWalkingTracer:
+    sw = SkyWalkingTracer(TraceSettings.from_config(CONFIG), "oap:11800", os.environ)
+    sw._started = True  # no agent: these tests never report
+    return sw
+
+
+async def _receive() -> dict:
+    return {"type": "http.request", "body": b""}
+
+
+def http_invocation(config: FunctionConfig, *headers: tuple[bytes, bytes]) -> Invocation:
+    scope = {"type": "http", "method": "POST", "path": "/orders", "server": ("10.0.0.1", 8080),
+             "headers": [(b"host", b"fn.default:8080"), *headers]}
+    invocation = Invocation(config, HTTP, request=Request(scope, _receive))
+    invocation.status_code = 200
+    return invocation
+
+
+def finished_both_ways(sw: SkyWalkingTracer, invocation: Invocation
+                       ) -> tuple[SegmentObject, SegmentObject]:
+    capture = sw.enter(invocation)
+    assert capture is not None
+    sw.leave(capture, invocation)
+    fast = SegmentObject.FromString(sw.encode(capture))
+    slow = SegmentObject.FromString(sw._encoder.segment(sw.finished(capture)))
+    return fast, slow
+
+
+def test_a_plain_http_invocation_is_encoded_as_its_record_would_be():
+    sw = tracer()
+    fast, slow = finished_both_ways(sw, http_invocation(CONFIG))
+    assert fast == slow
+    (entry,) = fast.spans
+    tags = dict((t.key, t.value) for t in entry.tags)
+    assert tags["url"] == "fn.default:8080/orders" and tags["http.method"] == "POST"
+    assert tags["team"] == "a" and tags["runtime"] == "Knative"
+    assert entry.endTime >= entry.startTime > 0 and not entry.refs
+
+
+def test_a_dapr_event_is_encoded_as_its_record_would_be():
+    sw = tracer()
+    invocation = Invocation(CONFIG, BINDING, data=b"{}")
+    fast, slow = finished_both_ways(sw, invocation)
+    assert fast == slow
+    (entry,) = fast.spans
+    assert ("component.type", "bindings") in [(t.key, t.value) for t in entry.tags]
+
+
+def test_ids_are_made_once_and_are_the_ones_reported():
+    sw = tracer()
+    invocation = http_invocation(CONFIG)
+    capture = sw.enter(invocation)
+    record = sw.record(capture)  # what `get("trace_id")` or a send would see
+    assert sw.record(capture) is record
+    sw.leave(capture, invocation)
+    reported = SegmentObject.FromString(sw.encode(capture))
+    assert (reported.traceId, reported.traceSegmentId) == (record.trace_id, record.segment_id)
+    other = sw.enter(invocation)
+    assert sw.record(other).segment_id != record.segment_id
+    assert sw.record(other).trace_id != record.trace_id
+
+
+def test_a_callers_sw8_takes_the_slow_path_and_continues_its_trace():
+    sw = tracer()
+    sw8 = ("1-dXAtdHJhY2U=-dXAtc2VnbWVudA==-3-dXA=-dXAtMA==-L2J1eQ==-Zm46ODA4MA==")
+    invocation = http_invocation(CONFIG, (b"sw8", sw8.encode()))
+    capture = sw.enter(invocation)
+    sw.leave(capture, invocation)
+    segment = SegmentObject.FromString(sw.encode(capture))
+    assert segment.traceId == "up-trace"
+    (ref,) = segment.spans[0].refs
+    assert (ref.parentTraceSegmentId, ref.parentSpanId) == ("up-segment", 3)
+
+
+def test_a_failed_invocation_is_an_error_span():
+    sw = tracer()
+    invocation = http_invocation(CONFIG)
+    capture = sw.enter(invocation)
+    invocation.error, invocation.status_code = ValueError("bad order"), 500
+    sw.leave(capture, invocation)
+    (entry,) = SegmentObject.FromString(sw.encode(capture)).spans
+    assert entry.isError
+    assert [(d.key, d.value) for d in entry.logs[0].data] == [
+        ("event", "error"), ("error.kind", "ValueError"), ("message", "ValueError: bad order")]
