@@ -282,6 +282,78 @@ def wrk(port: int, *, connections: int, duration: float, cpu: int, path: str = "
     return result
 
 
+# ------------------------------------------------------------------ paired runs
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds all threads of process `pid` have run (from schedstat: ns resolution)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that just ended
+    return total / 1e9
+
+
+@dataclass
+class PairedResult:
+    """Two servers loaded at the same time on one CPU (`a` the reference, `b` the variant)."""
+
+    a: WrkResult
+    b: WrkResult
+    cpu_us_a: float
+    """CPU time of `a`'s process (all threads) per request it answered, in µs."""
+    cpu_us_b: float
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.cpu_us_b / self.cpu_us_a
+
+
+def paired(a: Server, b: Server, *, connections: int, duration: float, warmup: float,
+           cpu: int, before_measure: Callable[[], object] | None = None) -> PairedResult:
+    """Load two running servers at once, each with its own wrk on `cpu`, and compare them.
+
+    Both servers are pinned to the same CPU, so whatever the host does during the run (a
+    slower CPU, a noisy neighbour, cache pressure) it does to both: the ratio of their CPU
+    time per request is steady to a few percent where two runs one after the other can
+    differ by 30% on a shared VM. At saturation a process's throughput is 1 / (its CPU
+    time per request), so 1 - 1/ratio is the throughput the variant costs.
+    `before_measure` is called between the warm-up and the measurement.
+    """
+    for server in (a, b):
+        wrk(server.port, connections=connections, duration=warmup, cpu=cpu)
+    if before_measure is not None:
+        before_measure()
+    seconds = max(1, round(duration))
+    procs = {}
+    before = {}
+    for server in (a, b):
+        assert server.proc is not None
+        before[server.name] = process_cpu(server.proc.pid)
+    for server in (a, b):
+        argv = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                "--latency", "--timeout", "5s", f"http://{HOST}:{server.port}/"]
+        procs[server.name] = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                              stderr=subprocess.STDOUT, text=True)
+    outputs = {name: proc.communicate(timeout=seconds + 60)[0] for name, proc in procs.items()}
+    used = {server.name: process_cpu(server.proc.pid) - before[server.name]  # type: ignore[union-attr]
+            for server in (a, b)}
+    results = {}
+    for server in (a, b):
+        if procs[server.name].returncode != 0:
+            raise RuntimeError(f"wrk against {server.name} failed: {outputs[server.name]}")
+        result = parse_wrk(outputs[server.name])
+        if result.errors:
+            raise RuntimeError(f"wrk saw {result.errors} errors against {server.name}:\n"
+                               f"{outputs[server.name]}")
+        results[server.name] = result
+    ra, rb = results[a.name], results[b.name]
+    return PairedResult(ra, rb, used[a.name] / ra.requests * 1e6, used[b.name] / rb.requests * 1e6)
+
+
 # -------------------------------------------------------------------- a quiet host
 
 _TICK = os.sysconf("SC_CLK_TCK")

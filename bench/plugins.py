@@ -1,18 +1,19 @@
 """Plugin benchmark: what 0, 1 and 10 no-op plugins cost each invocation.
 
-    .venv/bin/python bench/plugins.py [--rounds 3] [--duration 5]
+    .venv/bin/python bench/plugins.py [--rounds 5] [--duration 5]
 
 Serves the hello world (`def` and `async def`) with our runtime and a FUNC_CONTEXT
-(CONTEXT_MODE=self-host) listing 0, 1 or 10 no-op plugins from bench/fixtures/noop_plugins.py
-in both prePlugins and postPlugins, with plain `def` hooks or `async def` hooks. The
-configurations are measured side by side: requests/s at 32 connections with wrk, server
-pinned to one CPU and wrk to another, on 127.0.0.1, interleaved over the rounds (fresh
-process each time, order rotated), medians reported.
-
-With the server saturating its one CPU, 1/(req/s) is the CPU time of one request, so the
-cost of a plugin is (1/rps_N - 1/rps_0) / N. A cleaner figure comes from timing
-`Pipeline.run` in-process around a no-op call (timeit, best of several repeats).
-The markdown report goes to stdout and bench/results-plugins.md; progress to stderr.
+(CONTEXT_MODE=self-host) listing 1 or 10 no-op plugins from bench/fixtures/noop_plugins.py
+in both prePlugins and postPlugins, with plain `def` hooks or `async def` hooks, each
+against the same function without plugins, side by side: for every round both servers run
+at once, pinned to the same CPU, each loaded by its own wrk (32 connections) on the other
+CPU (`_common.paired`). The figure compared is the CPU time of each process (all threads)
+per request it answered: at saturation throughput is its inverse, so the throughput 10
+plugins cost is 1 - 1/ratio, and the cost of one plugin is the difference in CPU time per
+request divided by the number of plugins. Medians over the rounds, the sides swapped from
+round to round. A second figure times `Pipeline.run` in-process around a no-op call
+(timeit, best of several repeats). The markdown report goes to stdout and
+bench/results-plugins.md; progress to stderr.
 """
 
 from __future__ import annotations
@@ -37,15 +38,15 @@ from _common import (  # noqa: E402
     FIXTURES,
     HOST,
     VENV_BIN,
-    Gate,
+    PairedResult,
     Server,
     add_gate_options,
-    fmt_rps,
     free_port,
     machine_summary,
     make_gate,
     median,
     package_version,
+    paired,
     pick_cpus,
     pin_self,
     progress,
@@ -78,7 +79,17 @@ class Config:
 
 @dataclass
 class Samples:
-    rps: list[float] = field(default_factory=list)
+    """Paired runs of one configuration against no plugins (`a` = no plugins)."""
+
+    runs: list[PairedResult] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return median(r.cpu_ratio for r in self.runs)
+
+    @property
+    def added_us(self) -> float:
+        return median(r.cpu_us_b - r.cpu_us_a for r in self.runs)
 
 
 def configs(functions: list[str]) -> list[Config]:
@@ -162,7 +173,7 @@ def micro(number: int, repeat: int, runtime_src: Path | None = None) -> dict[tup
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds (default 5)")
     parser.add_argument("--duration", type=float, default=5.0,
                         help="seconds of each wrk measurement (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up load (default 1)")
@@ -202,82 +213,75 @@ def main(argv: list[str] | None = None) -> int:
     micro_us = micro(args.micro_number, args.micro_repeat, args.runtime_src)
     pin_self(client_cpu)
 
-    cfgs = configs(functions)
+    cfgs = [c for c in configs(functions) if c.count]
     samples = {c.key: Samples() for c in cfgs}
     for r in range(args.rounds):
         progress(f"round {r + 1}/{args.rounds}")
         shift = r % len(cfgs)
         for cfg in cfgs[shift:] + cfgs[:shift]:
             gate.settle()
-            port = free_port()
-            with make_server(cfg, port, server_cpu, args.runtime_src) as server:
-                wrk(port, connections=args.connections, duration=args.warmup, cpu=client_cpu)
-                result = gate.run(lambda: wrk(port, connections=args.connections,
-                                              duration=args.duration, cpu=client_cpu, server=server))
-            samples[cfg.key].rps.append(result.rps)
-            progress(f"  {cfg.key:<14} {result.rps:>9,.0f} req/s   (others: {result.foreign:.2f} CPU)")
+            base = Config(cfg.function, "none", 0)
+            with make_server(base, free_port(), server_cpu, args.runtime_src) as plain, \
+                    make_server(cfg, free_port(), server_cpu, args.runtime_src) as plugged:
+                first, second = (plain, plugged) if r % 2 == 0 else (plugged, plain)
+                run = paired(first, second, connections=args.connections,
+                             duration=args.duration, warmup=args.warmup, cpu=client_cpu)
+            if first is not plain:  # keep `a` = no plugins
+                run = PairedResult(run.b, run.a, run.cpu_us_b, run.cpu_us_a)
+            samples[cfg.key].runs.append(run)
+            progress(f"  {cfg.key:<14} {run.cpu_us_a:6.1f} -> {run.cpu_us_b:6.1f} µs/request "
+                     f"(x{run.cpu_ratio:.3f})")
     elapsed = time.time() - started
 
-    report = render(cfgs, samples, micro_us, functions, args, server_cpu, client_cpu, elapsed, gate)
+    report = render(cfgs, samples, micro_us, functions, args, server_cpu, client_cpu, elapsed)
     write_results(args.output, report)
     return 0
 
 
 def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple[str, int], float],
            functions: list[str], args: argparse.Namespace, server_cpu: int, client_cpu: int,
-           elapsed: float, gate: Gate) -> str:
-    rps = {k: median(s.rps) for k, s in samples.items()}
+           elapsed: float) -> str:
+    def label(cfg: Config) -> str:
+        return "`async def` hello" if cfg.function == "async" else "`def` hello"
 
-    def ratio(cfg: Config) -> float:
-        """Median over the rounds of req/s relative to no plugins in the same round (the
-        machine's speed drifts between rounds; within a round both run back to back)."""
-        base_runs = samples[Config(cfg.function, "none", 0).key].rps
-        return median([v / b for v, b in zip(samples[cfg.key].rps, base_runs)])
+    def hooks(name: str) -> str:
+        return "`async def`" if name == "async" else "`def`"
 
     rows = []
     for cfg in cfgs:
-        base = rps[Config(cfg.function, "none", 0).key]
-        v = base * ratio(cfg)
-        if cfg.count:
-            per = (1e6 / v - 1e6 / base) / cfg.count
-            rows.append([f"`{'async def' if cfg.function == 'async' else 'def'}` hello",
-                         f"{cfg.count} x {'`async def`' if cfg.hooks == 'async' else '`def`'} hooks",
-                         fmt_rps(v), f"{(v / base - 1) * 100:+.1f}%", f"{per:+.1f} µs"])
-        else:
-            rows.append([f"`{'async def' if cfg.function == 'async' else 'def'}` hello", "no plugins",
-                         fmt_rps(v), "-", "-"])
+        s = samples[cfg.key]
+        ratios = [r.cpu_ratio for r in s.runs]
+        rows.append([label(cfg), f"{cfg.count} x {hooks(cfg.hooks)} hooks",
+                     f"{median(r.cpu_us_a for r in s.runs):.1f} µs",
+                     f"{median(r.cpu_us_b for r in s.runs):.1f} µs",
+                     f"{(s.ratio - 1) * 100:+.1f}% ({(min(ratios) - 1) * 100:+.1f}..{(max(ratios) - 1) * 100:+.1f})",
+                     f"{(1 - 1 / s.ratio) * 100:.1f}%",
+                     f"{s.added_us / cfg.count:+.2f} µs"])
 
     mrows = [["no plugins (the call alone)", f"{micro_us[('none', 0)]:.2f} µs", "-"]]
-    for hooks in ("sync", "async"):
+    for name in ("sync", "async"):
         for n in COUNTS:
-            t = micro_us[(hooks, n)]
-            mrows.append([f"{n} x {'`async def`' if hooks == 'async' else '`def`'} hooks",
-                          f"{t:.2f} µs", f"{(t - micro_us[('none', 0)]) / n:.2f} µs"])
+            t = micro_us[(name, n)]
+            mrows.append([f"{n} x {hooks(name)} hooks", f"{t:.2f} µs",
+                          f"{(t - micro_us[('none', 0)]) / n:.2f} µs"])
 
     checks = []
-    for hooks in ("sync", "async"):
-        per = (micro_us[(hooks, 10)] - micro_us[("none", 0)]) / 10
-        checks.append([f"cost of one no-op plugin, {hooks} hooks (in-process, 10 plugins)",
-                       f"{per:.2f} µs", f"< {TARGET_PER_PLUGIN_US:g} µs",
-                       "yes" if per < TARGET_PER_PLUGIN_US else "**no**"])
     for function in functions:
-        base = rps[Config(function, "none", 0).key]
-        for hooks in ("sync", "async"):
-            v = base * ratio(Config(function, hooks, 10))
-            per = (1e6 / v - 1e6 / base) / 10
-            drop = 1 - v / base
-            label = "async def" if function == "async" else "def"
-            share = (micro_us[(hooks, 10)] - micro_us[("none", 0)]) / (1e6 / base)
-            checks.append([f"10 plugins' in-process cost / CPU time of one request, `{label}` "
-                           f"hello, {hooks} hooks", f"{share * 100:.1f}%",
-                           f"< {TARGET_TEN_PLUGINS_DROP * 100:g}%",
-                           "yes" if share < TARGET_TEN_PLUGINS_DROP else "**no**"])
-            checks.append([f"cost of one no-op plugin over HTTP, `{label}` hello, {hooks} hooks",
-                           f"{per:.1f} µs", f"< {TARGET_PER_PLUGIN_US:g} µs",
+        for name in ("sync", "async"):
+            s = samples[Config(function, name, 10).key]
+            per = s.added_us / 10
+            drop = 1 - 1 / s.ratio
+            what = f"{label(Config(function, name, 10))}, 10 x {hooks(name)} hooks"
+            checks.append([f"cost of one no-op plugin over HTTP, {what}", f"{per:.2f} µs",
+                           f"< {TARGET_PER_PLUGIN_US:g} µs",
                            "yes" if per < TARGET_PER_PLUGIN_US else "**no**"])
-            checks.append([f"req/s lost to 10 plugins, `{label}` hello, {hooks} hooks",
-                           f"{drop * 100:.1f}%", f"< {TARGET_TEN_PLUGINS_DROP * 100:g}%",
+            checks.append([f"throughput lost to 10 plugins, {what}", f"{drop * 100:.1f}%",
+                           f"< {TARGET_TEN_PLUGINS_DROP * 100:g}%",
                            "yes" if drop < TARGET_TEN_PLUGINS_DROP else "**no**"])
+
+    per_round = []
+    for cfg in cfgs:
+        per_round.append([cfg.key, *[f"x{r.cpu_ratio:.3f}" for r in samples[cfg.key].runs]])
 
     out = [
         "# Plugin benchmark: no-op plugins around hello world",
@@ -287,24 +291,22 @@ def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple
         "Each listed plugin is in both `prePlugins` and `postPlugins` (FUNC_CONTEXT, "
         "`CONTEXT_MODE=self-host`), so one plugin is one pre hook and one post hook per "
         "invocation (a no-op plugin sets no attributes, so its one instance serves every "
-        f"invocation, without a per-invocation copy). One server process pinned to one CPU, wrk (`-t1`, "
-        f"{args.connections} connections) pinned to the other; {args.rounds} interleaved rounds, "
-        f"{args.warmup:g} s warm-up then {args.duration:g} s; req/s are medians, and \"vs no "
-        "plugins\" is the median of each round's ratio to the no-plugin run of the same round. "
-        "Cost per plugin over HTTP = (1/rps_N - 1/rps_0) / N: the server saturates its CPU, so "
-        "1/rps is the CPU time of one request (noisy at the µs level: a 1% swing of req/s is "
-        "about 1 µs per plugin at 10 plugins).",
-        "",
-        gate.note(),
+        "invocation). Each configuration runs side by side with the same function without "
+        "plugins: both servers at once, pinned to one CPU, each loaded by its own wrk "
+        f"(`-t1`, {args.connections} connections) on the other CPU; {args.rounds} rounds of "
+        f"{args.warmup:g} s warm-up then {args.duration:g} s, sides swapped every round. "
+        "Compared is the CPU time of each process (all threads, from /proc) per request it "
+        "answered; at saturation throughput is its inverse, so the throughput lost is "
+        "1 - 1/ratio. Medians over the rounds (range in brackets).",
         "",
         f"Command: `.venv/bin/python bench/plugins.py --rounds {args.rounds} --duration "
         f"{args.duration:g}" + (f" --runtime-src {args.runtime_src}" if args.runtime_src else "")
         + f"` ({elapsed / 60:.1f} min).",
         "",
-        "## Over HTTP",
+        "## Over HTTP, side by side with no plugins",
         "",
-        table(["function", "plugins", f"req/s ({args.connections} conn)", "vs no plugins",
-               "cost per plugin"], rows, "llrrr"),
+        table(["function", "plugins", "CPU/request, no plugins", "CPU/request, plugins",
+               "vs no plugins", "throughput lost", "cost per plugin"], rows, "llrrrrr"),
         "",
         "## In-process: `Pipeline.run` around a no-op call",
         "",
@@ -317,10 +319,9 @@ def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple
         "",
         table(["check", "value", "target", "holds"], checks, "lrrl"),
         "",
-        "## Per round (req/s)",
+        "## Per round (CPU/request with plugins ÷ without)",
         "",
-        table(["configuration", *[f"round {i + 1}" for i in range(args.rounds)]],
-              [[c.key, *[fmt_rps(v) for v in samples[c.key].rps]] for c in cfgs]),
+        table(["configuration", *[f"round {i + 1}" for i in range(args.rounds)]], per_round),
         "",
     ]
     versions = package_version(VENV_BIN / "python", "openfunction-functions-framework", "uvicorn",

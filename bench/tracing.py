@@ -1,17 +1,22 @@
-"""Throughput, tail latency and CPU per request of hello world: tracing off, a plugin only,
-SkyWalking on, OpenTelemetry on.
+"""Tracing benchmark: what SkyWalking and OpenTelemetry cost hello world, against tracing off.
 
-    .venv/bin/python bench/tracing.py [--rounds 3] [--duration 5] [--connections 32]
+    .venv/bin/python bench/tracing.py [--rounds 5] [--duration 5]
 
-One run measures the modes side by side on loopback: for every round each mode gets a fresh
-`functions-framework` process (pinned to CPU 0) and one wrk measurement (wrk, this script, the
-SkyWalking collector and the OTLP receiver share CPU 1), in an order that rotates from round
-to round. The table gives the median of the rounds; CPU per request (all threads of the
-function's process, from /proc) is the figure least disturbed by other work on the host. The
-collector and the receiver are the ones the tests use, so the agent and the exporter do their
-real work: build, encode and send every span over gRPC. Before each measurement the script
-waits (bounded) for other work on the machine to settle. Every step has a timeout; nothing
-leaves the machine.
+Every mode runs side by side with tracing off (`_common.paired`): for every round both
+`functions-framework` processes run at once, pinned to the same CPU, each loaded by its own
+wrk on the other CPU (where this script, the SkyWalking collector and the OTLP receiver of
+the tests run too, so the agent and the exporter do their real work: build, encode and send
+every span over gRPC). Compared is the CPU time of each process (all threads) per request
+it answered: at saturation throughput is its inverse, so the throughput a mode costs is
+1 - 1/ratio. p99 and req/s are those of the pair (each process has half a CPU). Modes:
+
+* `disabled`: `pluginsTracing` present with `enabled: false` (must cost nothing);
+* `plugin`: no tracing, the built-in `counter` plugin as pre and post hook (what running
+  any plugin pipeline costs, which the tracing providers pay too);
+* `skywalking`, `opentelemetry`: `pluginsTracing` enabled with that provider.
+
+The markdown report goes to stdout and bench/results-tracing.md; progress to stderr.
+Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -19,52 +24,71 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+# Keep this folder behind the standard library on sys.path (bench/http.py is named like
+# the standard library's `http` package); `_common` is still found here.
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE] + [_HERE]
 
+from _common import (  # noqa: E402
+    BENCH,
+    FIXTURES,
+    HOST,
+    REPO,
+    VENV_BIN,
+    PairedResult,
+    Server,
+    add_gate_options,
+    free_port,
+    machine_summary,
+    make_gate,
+    median,
+    package_version,
+    paired,
+    pick_cpus,
+    pin_self,
+    progress,
+    require_tools,
+    table,
+    write_results,
+)
+
+sys.path.insert(0, str(REPO / "tests"))
 from support.otlp_receiver import OTLPReceiver  # noqa: E402
-from support.process import FUNCTIONS_FRAMEWORK, free_port, wait_for_port  # noqa: E402
 from support.skywalking_collector import SkyWalkingCollector  # noqa: E402
 
-MODES = ("off", "plugin", "skywalking", "opentelemetry")
-"""`plugin`: no tracing, the built-in `counter` plugin as pre and post hook: what running any
-plugin pipeline costs, which the tracing providers pay too."""
-HELLO = 'def hello(request):\n    return "Hello, World!\\n"\n'
+MODES = ("disabled", "plugin", "skywalking", "opentelemetry")
+TRACED = ("skywalking", "opentelemetry")
+TARGET_DROP = 0.15
+HELLO = FIXTURES / "hello.py"
 
 
 @dataclass
-class Sample:
-    mode: str
-    requests_per_second: float
-    p99_ms: float
-    cpu_us: float
-    """CPU time of the function's process (all its threads) per request."""
-    spans: int
+class Samples:
+    """Paired runs of one mode against tracing off (`a` = off)."""
 
+    runs: list[PairedResult] = field(default_factory=list)
+    spans: list[int] = field(default_factory=list)
+    """Spans received per run for the measured requests (a few more than wrk counts: the
+    requests in flight when it stopped), and the requests wrk counted."""
+    requests: list[int] = field(default_factory=list)
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float:
-    """Seconds of CPU the process has used (user + system, all threads)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    @property
+    def ratio(self) -> float:
+        return median(r.cpu_ratio for r in self.runs)
 
 
 def func_context(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiver) -> dict:
     ctx: dict = {"name": "hello", "version": "v1", "runtime": "Knative"}
     if mode == "plugin":
         ctx["prePlugins"] = ctx["postPlugins"] = ["counter"]
+    elif mode == "disabled":
+        ctx["pluginsTracing"] = {"enabled": False, "provider": {
+            "name": "skywalking", "oapServer": collector.address}}
     elif mode == "skywalking":
         ctx["pluginsTracing"] = {"enabled": True, "provider": {
             "name": "skywalking", "oapServer": collector.address}}
@@ -74,156 +98,159 @@ def func_context(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiv
     return ctx
 
 
-def wrk(url: str, connections: int, seconds: float) -> tuple[float, float, int]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return rps, p99, requests
+def make_server(mode: str, cpu: int, collector: SkyWalkingCollector,
+                receiver: OTLPReceiver, runtime_src: Path | None) -> Server:
+    port = free_port()
+    return Server(
+        name=f"tracing-{mode}-{port}",
+        argv=[str(VENV_BIN / "functions-framework"), "--source", str(HELLO), "--target", "hello",
+              "--signature-type", "http", "--host", HOST, "--port", str(port)],
+        port=port,
+        cpu=cpu,
+        env={"FUNC_CONTEXT": json.dumps(func_context(mode, collector, receiver)),
+             "CONTEXT_MODE": "self-host", "LOG_LEVEL": "WARNING",
+             **({"PYTHONPATH": str(runtime_src)} if runtime_src else {})},
+    )
 
 
-def spans_seen(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiver) -> int:
+def spans_since(mode: str, since: float, collector: SkyWalkingCollector,
+                receiver: OTLPReceiver) -> int:
+    """Spans received that started at `since` (a time.time()) or later."""
     if mode == "skywalking":
-        return sum(len(s.spans) for s in list(collector.segments))
+        ms = since * 1000
+        return sum(1 for s in list(collector.segments) for span in s.spans if span.startTime >= ms)
     if mode == "opentelemetry":
-        return len(receiver.spans)
+        ns = since * 1e9
+        return sum(1 for s in list(receiver.spans) if s.span.start_time_unix_nano >= ns)
     return 0
 
 
-def host_busy(seconds: float = 1.0) -> float:
-    """The fraction of all CPUs busy over `seconds` (from /proc/stat)."""
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as stat:
-            fields = [int(x) for x in stat.readline().split()[1:]]
-        idle = fields[3] + fields[4]
-        return idle, sum(fields)
-
-    idle0, total0 = sample()
-    time.sleep(seconds)
-    idle1, total1 = sample()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
-
-
-def wait_for_quiet_host(limit: float, max_wait: float) -> float:
-    """Wait (bounded) until other work on the machine leaves the CPUs nearly idle."""
-    deadline = time.monotonic() + max_wait
-    busy = host_busy()
-    while busy > limit and time.monotonic() < deadline:
-        busy = host_busy()
-    return busy
-
-
-def measure(mode: str, source: Path, args: argparse.Namespace, server_cpu: int | None,
-            collector: SkyWalkingCollector, receiver: OTLPReceiver) -> Sample:
-    port = free_port()
-    env = {**os.environ, "FUNC_CONTEXT": json.dumps(func_context(mode, collector, receiver)),
-           "CONTEXT_MODE": "self-host", "LOG_LEVEL": "WARNING"}
-    cmd = [FUNCTIONS_FRAMEWORK, "--source", str(source), "--target", "hello",
-           "--host", "127.0.0.1", "--port", str(port)]
-    if server_cpu is not None:  # (not preexec_fn: forking beside live gRPC threads is unsafe)
-        cmd = ["taskset", "-c", str(server_cpu), *cmd]
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc, timeout=30)
-        busy = wait_for_quiet_host(args.quiet, args.max_wait)
-        if busy > args.quiet:
-            print(f"  (host {busy:.0%} busy before measuring {mode})", file=sys.stderr)
-        url = f"http://127.0.0.1:{port}/"
-        wrk(url, args.connections, 1)  # warm-up: the agent starts, caches fill
-        before = spans_seen(mode, collector, receiver)
-        cpu = process_cpu(proc.pid)
-        rps, p99, requests = wrk(url, args.connections, args.duration)
-        time.sleep(0.3)  # the reporter's last batch of the run
-        cpu_us = (process_cpu(proc.pid) - cpu) / requests * 1e6
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    time.sleep(1.0)  # the last spans arrive
-    spans = spans_seen(mode, collector, receiver) - before
-    return Sample(mode, rps, p99, cpu_us, spans)
-
-
-def report(samples: list[Sample], args: argparse.Namespace) -> str:
-    def median(mode: str, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in samples if s.mode == mode)
-
-    base_rps, base_cpu = median("off", "requests_per_second"), median("off", "cpu_us")
-    rows = []
-    for mode in MODES:
-        rps, p99, cpu = (median(mode, a) for a in ("requests_per_second", "p99_ms", "cpu_us"))
-        if mode == "off":
-            vs_rps = vs_cpu = delivered = "-"
-        elif mode == "plugin":
-            vs_rps = f"{(rps / base_rps - 1) * 100:+.1f}%"
-            vs_cpu = f"{(cpu / base_cpu - 1) * 100:+.1f}% ({cpu - base_cpu:+.0f} µs)"
-            delivered = "-"
-        else:
-            vs_rps = f"{(rps / base_rps - 1) * 100:+.1f}%"
-            vs_cpu = f"{(cpu / base_cpu - 1) * 100:+.1f}% ({cpu - base_cpu:+.0f} µs)"
-            delivered = f"{median(mode, 'spans'):,.0f}"
-        rounds = ", ".join(f"{s.requests_per_second:,.0f}" for s in samples if s.mode == mode)
-        rows.append(f"| {mode} | {rps:,.0f} | {vs_rps} | {p99:.2f} | {cpu:.0f} | {vs_cpu} "
-                    f"| {delivered} | {rounds} |")
-    header = (
-        f"hello world, {args.connections} connections, {args.duration:g} s per measurement, "
-        f"{args.rounds} interleaved rounds, medians\n\n"
-        "| tracing | req/s | vs off | p99 ms | CPU µs/request | vs off "
-        "| spans received (one measurement) | req/s per round |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---|"
-    )
-    return "\n".join([header, *rows])
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--quiet", type=float, default=0.15,
-                        help="wait until the host is less busy than this before measuring")
-    parser.add_argument("--max-wait", type=float, default=60.0,
-                        help="seconds to wait for a quiet host at most")
-    args = parser.parse_args()
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds (default 5)")
+    parser.add_argument("--duration", type=float, default=5.0,
+                        help="seconds of each measurement (default 5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up (default 1)")
+    parser.add_argument("--connections", type=int, default=32, help="connections (default 32)")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"modes to compare with tracing off (default {','.join(MODES)})")
+    parser.add_argument("--server-cpu", type=int, help="CPU the servers run on (default: the first)")
+    parser.add_argument("--client-cpu", type=int, help="CPU wrk runs on (default: another one)")
+    add_gate_options(parser)
+    parser.add_argument("--runtime-src", type=Path,
+                        help="measure the runtime package found in this folder instead of the "
+                             "installed one (to try a change; e.g. a copy of runtime/src)")
+    parser.add_argument("--output", type=Path, default=BENCH / "results-tracing.md")
+    args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        parser.error(f"--modes takes some of {', '.join(MODES)}")
+    if args.rounds < 1 or args.duration < 1:
+        parser.error("--rounds and --duration must be at least 1")
+    if args.runtime_src:
+        args.runtime_src = args.runtime_src.resolve()
 
-    cpus = sorted(os.sched_getaffinity(0))
-    server_cpu = cpus[0] if len(cpus) > 1 else None
-    if server_cpu is not None:
-        os.sched_setaffinity(0, set(cpus[1:]))  # wrk, collectors and this script
-
+    require_tools("wrk", "taskset")
+    server_cpu, client_cpu = pick_cpus(args.server_cpu, args.client_cpu)
+    pin_self(client_cpu)  # the collector and the receiver run in this process
+    gate = make_gate(args)
+    started = time.time()
+    samples = {m: Samples() for m in modes}
     collector, receiver = SkyWalkingCollector(), OTLPReceiver()
     collector.start()
     receiver.start()
-    samples: list[Sample] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            source = Path(tmp) / "main.py"
-            source.write_text(HELLO)
-            for round_no in range(args.rounds):
-                shift = round_no % len(MODES)
-                order = MODES[shift:] + MODES[:shift]
-                for mode in order:
-                    sample = measure(mode, source, args, server_cpu, collector, receiver)
-                    samples.append(sample)
-                    print(f"round {round_no + 1} {mode:>13}: {sample.requests_per_second:9,.0f} "
-                          f"req/s  p99 {sample.p99_ms:6.2f} ms  {sample.cpu_us:5.0f} µs CPU/req"
-                          f"  spans {sample.spans:,}",
-                          file=sys.stderr, flush=True)
+        for r in range(args.rounds):
+            progress(f"round {r + 1}/{args.rounds}")
+            shift = r % len(modes)
+            for mode in modes[shift:] + modes[:shift]:
+                gate.settle()
                 collector.clear()
                 receiver.spans.clear()
+                with make_server("off", server_cpu, collector, receiver, args.runtime_src) as off, \
+                        make_server(mode, server_cpu, collector, receiver, args.runtime_src) as on:
+                    first, second = (off, on) if r % 2 == 0 else (on, off)
+                    measured: list[float] = []
+                    run = paired(first, second, connections=args.connections,
+                                 duration=args.duration, warmup=args.warmup, cpu=client_cpu,
+                                 before_measure=lambda: measured.append(time.time()))
+                time.sleep(0.5)  # the last batch reaches the collector (sent on shutdown)
+                if first is not off:
+                    run = PairedResult(run.b, run.a, run.cpu_us_b, run.cpu_us_a)
+                samples[mode].runs.append(run)
+                samples[mode].spans.append(spans_since(mode, measured[0], collector, receiver))
+                samples[mode].requests.append(run.b.requests)
+                progress(f"  {mode:<14} {run.cpu_us_a:6.1f} -> {run.cpu_us_b:6.1f} µs/request "
+                         f"(x{run.cpu_ratio:.3f}), spans {samples[mode].spans[-1]:,}")
     finally:
         receiver.stop()
         collector.stop()
-    print(report(samples, args))
+    report = render(modes, samples, args, server_cpu, client_cpu, time.time() - started)
+    write_results(args.output, report)
     return 0
+
+
+def render(modes: list[str], samples: dict[str, Samples], args: argparse.Namespace,
+           server_cpu: int, client_cpu: int, elapsed: float) -> str:
+    rows, checks = [], []
+    for mode in modes:
+        s = samples[mode]
+        ratios = [r.cpu_ratio for r in s.runs]
+        off_cpu = median(r.cpu_us_a for r in s.runs)
+        on_cpu = median(r.cpu_us_b for r in s.runs)
+        drop = 1 - 1 / s.ratio
+        delivered = "-"
+        if mode in TRACED:
+            delivered = f"{sum(s.spans):,} / {sum(s.requests):,}"
+        rows.append([mode, f"{off_cpu:.1f} µs", f"{on_cpu:.1f} µs",
+                     f"{(s.ratio - 1) * 100:+.1f}% ({(min(ratios) - 1) * 100:+.1f}..{(max(ratios) - 1) * 100:+.1f})",
+                     f"{drop * 100:.1f}%",
+                     f"{median(r.a.rps for r in s.runs):,.0f} / {median(r.b.rps for r in s.runs):,.0f}",
+                     f"{median(r.a.p99_ms for r in s.runs):.1f} / {median(r.b.p99_ms for r in s.runs):.1f}",
+                     delivered])
+        if mode in TRACED:
+            checks.append([f"throughput lost to {mode} tracing, `def` hello", f"{drop * 100:.1f}%",
+                           f"< {TARGET_DROP * 100:g}%",
+                           "yes" if drop < TARGET_DROP else "**no**"])
+        if mode == "disabled":
+            checks.append(["throughput lost with tracing disabled", f"{drop * 100:.1f}%",
+                           "0 (within noise)", "yes" if abs(s.ratio - 1) < 0.03 else "**no**"])
+    per_round = [[m, *[f"x{r.cpu_ratio:.3f}" for r in samples[m].runs]] for m in modes]
+    out = [
+        "# Tracing benchmark: hello world, tracing off against each mode",
+        "",
+        f"Machine: {machine_summary(server_cpu, client_cpu)}.",
+        "",
+        "Each mode runs side by side with tracing off: both `functions-framework` processes at "
+        "once, pinned to one CPU, each loaded by its own wrk (`-t1`, "
+        f"{args.connections} connections) on the other CPU, with the SkyWalking collector and "
+        "the OTLP receiver of the tests (every span is built, encoded and sent over gRPC); "
+        f"{args.rounds} rounds of {args.warmup:g} s warm-up then {args.duration:g} s, sides "
+        "swapped every round. Compared is the CPU time of each process (all threads, from /proc) "
+        "per request it answered; at saturation throughput is its inverse, so the throughput "
+        "lost is 1 - 1/ratio. req/s and p99 are those of the pair (each process gets about half "
+        "of the CPU). Medians over the rounds (range in brackets).",
+        "",
+        f"Command: `.venv/bin/python bench/tracing.py --rounds {args.rounds} --duration "
+        f"{args.duration:g}` ({elapsed / 60:.1f} min).",
+        "",
+        table(["mode", "CPU/request, off", "CPU/request, mode", "vs off", "throughput lost",
+               "req/s off / mode", "p99 ms off / mode", "spans received / requests"],
+              rows, "lrrrrrrr"),
+        "",
+        "## Targets",
+        "",
+        table(["check", "value", "target", "holds"], checks, "lrrl"),
+        "",
+        "## Per round (CPU/request with the mode ÷ tracing off)",
+        "",
+        table(["mode", *[f"round {i + 1}" for i in range(args.rounds)]], per_round),
+        "",
+    ]
+    versions = package_version(VENV_BIN / "python", "openfunction-functions-framework",
+                               "apache-skywalking", "opentelemetry-sdk", "uvicorn", "uvloop")
+    out += ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", ""]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,36 @@ def test_each_invocation_parents_its_own_sends(make_function, target):
     assert sorted(segment_of_request) == list(range(30))
     assert all(len(ids) == 1 for ids in segment_of_request.values())
     assert len(set().union(*segment_of_request.values())) == 30
+
+
+TRACE_ID_SOURCE = """
+import asyncio, time
+
+def sync_handler(ctx, data):
+    time.sleep(0.005)
+    return ctx.invocation.plugins.value("skywalking", "trace_id")
+
+async def async_handler(ctx, data):
+    await asyncio.sleep(0.005)
+    return ctx.invocation.plugins.value("skywalking", "trace_id")
+"""
+
+
+@pytest.mark.parametrize("target", ["sync_handler", "async_handler"])
+def test_get_trace_id_answers_for_the_calling_invocation(make_function, target):
+    """One plugin instance serves all invocations; `get` reads the caller's own segment."""
+    with skywalking_collector() as collector:
+        ctx = {"name": f"ids-{target[:4]}", "version": "v1", "runtime": "Knative",
+               "pluginsTracing": {"enabled": True, "provider": {
+                   "name": "skywalking", "oapServer": collector.address}}}
+        fn = make_function(TRACE_ID_SOURCE, target, ctx)
+        assert "skywalking" in fn.runner.pipeline.shared
+
+        async def burst():
+            transport = httpx.ASGITransport(app=fn.client.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://fn") as client:
+                return await asyncio.gather(*(client.post("/", json=i) for i in range(20)))
+
+        answered = {r.text for r in fn.client.portal.call(burst)}
+        segments = collector.wait_for_segments(ctx["name"], 20)
+    assert answered == {s.traceId for s in segments} and len(answered) == 20

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
-from skywalking.protocol.language_agent.Tracing_pb2 import SegmentObject
+from skywalking.protocol.language_agent.Tracing_pb2 import SegmentCollection, SegmentObject
 
 from openfunction.config import FunctionConfig, parse_function_context
 from openfunction.invocation import BINDING, HTTP, Invocation
 from openfunction.request import Request
 from openfunction.tracing.common import TraceSettings
-from openfunction.tracing.skywalking import SkyWalkingTracer
+from openfunction.tracing.skywalking import Capture, SkyWalkingTracer
 
 CONTEXT = {"name": "fn", "version": "v1", "runtime": "Knative",
            "pluginsTracing": {"enabled": True, "tags": {"team": "a"},
@@ -40,13 +41,27 @@ def http_invocation(config: FunctionConfig, *headers: tuple[bytes, bytes]) -> In
     return invocation
 
 
+def reported(sw: SkyWalkingTracer) -> list[SegmentObject]:
+    """What the reporter thread would send of the queued segments."""
+    entries = b"".join(sw.encode(item) for item in sw.reporter.pending)
+    sw.reporter.pending.clear()
+    return list(SegmentCollection.FromString(entries).segments)
+
+
 def finished_both_ways(sw: SkyWalkingTracer, invocation: Invocation
                        ) -> tuple[SegmentObject, SegmentObject]:
-    capture = sw.enter(invocation)
-    assert capture is not None
-    sw.leave(capture, invocation)
-    fast = SegmentObject.FromString(sw.encode(capture))
+    """The segment of `invocation` as queued by `leave` (a plain tuple), and made through
+    a `SegmentRecord` as the rich path does."""
+    sw.enter(invocation)
+    invocation.ended_at = time.time()
+    sw.leave(invocation)
+    (item,) = sw.reporter.pending
+    assert type(item) is tuple
+    seq, start, end, scope, carrier, trigger, failure = item
+    capture = Capture(seq, start, scope, carrier, trigger)
+    capture.end = end
     slow = SegmentObject.FromString(sw._encoder.segment(sw.finished(capture)))
+    (fast,) = reported(sw)
     return fast, slow
 
 
@@ -70,27 +85,30 @@ def test_a_dapr_event_is_encoded_as_its_record_would_be():
     assert ("component.type", "bindings") in [(t.key, t.value) for t in entry.tags]
 
 
-def test_ids_are_made_once_and_are_the_ones_reported():
+def test_ids_made_during_the_invocation_are_the_ones_reported():
     sw = tracer()
     invocation = http_invocation(CONFIG)
-    capture = sw.enter(invocation)
-    record = sw.record(capture)  # what `get("trace_id")` or a send would see
-    assert sw.record(capture) is record
-    sw.leave(capture, invocation)
-    reported = SegmentObject.FromString(sw.encode(capture))
-    assert (reported.traceId, reported.traceSegmentId) == (record.trace_id, record.segment_id)
-    other = sw.enter(invocation)
-    assert sw.record(other).segment_id != record.segment_id
-    assert sw.record(other).trace_id != record.trace_id
+    sw.enter(invocation)
+    capture = sw.capture(invocation)  # what `get("trace_id")` or a send does
+    assert capture is not None and sw.capture(invocation) is capture
+    record = sw.record(capture)
+    sw.leave(invocation)
+    (segment,) = reported(sw)
+    assert (segment.traceId, segment.traceSegmentId) == (record.trace_id, record.segment_id)
+    other = http_invocation(CONFIG)
+    sw.enter(other)
+    sw.leave(other)
+    (plain,) = reported(sw)
+    assert plain.traceSegmentId != record.segment_id and plain.traceId != record.trace_id
 
 
 def test_a_callers_sw8_takes_the_slow_path_and_continues_its_trace():
     sw = tracer()
     sw8 = ("1-dXAtdHJhY2U=-dXAtc2VnbWVudA==-3-dXA=-dXAtMA==-L2J1eQ==-Zm46ODA4MA==")
     invocation = http_invocation(CONFIG, (b"sw8", sw8.encode()))
-    capture = sw.enter(invocation)
-    sw.leave(capture, invocation)
-    segment = SegmentObject.FromString(sw.encode(capture))
+    sw.enter(invocation)
+    sw.leave(invocation)
+    (segment,) = reported(sw)
     assert segment.traceId == "up-trace"
     (ref,) = segment.spans[0].refs
     assert (ref.parentTraceSegmentId, ref.parentSpanId) == ("up-segment", 3)
@@ -99,10 +117,21 @@ def test_a_callers_sw8_takes_the_slow_path_and_continues_its_trace():
 def test_a_failed_invocation_is_an_error_span():
     sw = tracer()
     invocation = http_invocation(CONFIG)
-    capture = sw.enter(invocation)
+    sw.enter(invocation)
     invocation.error, invocation.status_code = ValueError("bad order"), 500
-    sw.leave(capture, invocation)
-    (entry,) = SegmentObject.FromString(sw.encode(capture)).spans
+    sw.leave(invocation)
+    (segment,) = reported(sw)
+    (entry,) = segment.spans
     assert entry.isError
     assert [(d.key, d.value) for d in entry.logs[0].data] == [
         ("event", "error"), ("error.kind", "ValueError"), ("message", "ValueError: bad order")]
+
+
+def test_a_full_queue_drops_the_segment_and_counts_it():
+    sw = tracer()
+    sw._max_pending = sw.reporter.max_pending = 1
+    for _ in range(3):
+        invocation = http_invocation(CONFIG)
+        sw.enter(invocation)
+        sw.leave(invocation)
+    assert len(sw.reporter.pending) == 1 and sw.reporter.dropped == 2

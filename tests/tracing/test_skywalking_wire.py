@@ -45,22 +45,31 @@ def test_segments_read_back_as_the_protocol_defines_them():
         assert not span.tags
 
 
+def plain(encoder: SegmentEncoder, seq: int, start: int, end: int,
+          tags: tuple[tuple[str, str], ...]) -> bytes:
+    """A plain segment made from the template, as the tracer fills it in."""
+    started, ended = encoder.times(start, end)
+    template = encoder.plain_template(b"trace%", b"seg-", tags, len(started) + len(ended))
+    return template % (seq, seq, started, ended)
+
+
 def test_a_plain_segment_reads_back_as_the_same_segment_made_from_a_record():
-    encoder = SegmentEncoder("fn", "fn-0", "fn", 5013, [("layer", "faas")])
-    tags = (("http.method", "GET"), ("url", "fn:8080/"), ("runtime", "Knative"))
-    record = SegmentRecord("t1", "s1", start=1795373970208, end=1795373970210, tags=tags)
-    plain = encoder.plain(b"t1", b"s1", 1795373970208, 1795373970210, encoder.entry_span(tags))
+    encoder = SegmentEncoder("fn", "fn-0", "fn", 5013, [("layer", "faas"), ("50%", "off")])
+    tags = (("http.method", "GET"), ("url", "fn:8080/a%20b"), ("runtime", "Knative"))
+    record = SegmentRecord(f"trace%{7:016x}", f"seg-{7:016x}", start=1795373970208,
+                           end=1795373970210, tags=tags)
     (one, two) = SegmentCollection.FromString(
-        encoder.collection([encoder.segment(record), plain])).segments
-    assert one == two
+        encoder.collection([encoder.segment(record)])
+        + plain(encoder, 7, 1795373970208, 1795373970210, tags)).segments
+    assert one == two and two.traceSegmentId == f"seg-{7:016x}"
 
 
 def test_a_span_that_starts_and_ends_in_the_same_millisecond_keeps_both_times():
     encoder = SegmentEncoder("fn", "fn-0", "fn", 5013, [])
     tags = (("runtime", "Knative"),)
     ms = 1795373970208
-    for encoded in (encoder.segment(SegmentRecord("t", "s", start=ms, end=ms, tags=tags)),
-                    encoder.plain(b"t", b"s", ms, ms, encoder.entry_span(tags)),
-                    encoder.segment(SegmentRecord("t", "s", start=ms - 1, end=ms, tags=tags))):
-        (segment,) = SegmentCollection.FromString(encoder.collection([encoded])).segments
+    for encoded in (encoder.entry(encoder.segment(SegmentRecord("t", "s", start=ms, end=ms, tags=tags))),
+                    plain(encoder, 1, ms, ms, tags),
+                    encoder.entry(encoder.segment(SegmentRecord("t", "s", start=ms - 1, end=ms, tags=tags)))):
+        (segment,) = SegmentCollection.FromString(encoded).segments
         assert segment.spans[0].endTime == ms and segment.spans[0].startTime in (ms, ms - 1)

@@ -22,6 +22,7 @@ from openfunction import __version__
 from openfunction.config import FunctionConfig, Runtime, load_config
 from openfunction.context import NoSidecarSender, Services
 from openfunction.errors import ConfigError, FrameworkError, PluginError
+from openfunction.heap import freeze_startup_objects
 from openfunction.loader import DEFAULT_SOURCE, LoadedFunction, load_function
 from openfunction.logs import configure_logging
 from openfunction.metrics import enable_metrics, metrics_port
@@ -265,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.warning("METRICS_PORT is ignored with --debug (reloads run in other processes)")
         elif not options.debug:
             enable_metrics(fn.runner, fn.config, options.host, environ)
+        if not options.debug:
+            freeze_startup_objects()
         if fn.config.runtime is Runtime.ASYNC:
             from openfunction.dapr.server import serve_async
 

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import threading
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import unquote
 
@@ -45,6 +46,8 @@ logger = logging.getLogger("openfunction.tracing")
 PROVIDER_FIELD = "FUNC_CONTEXT.pluginsTracing.provider"
 ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 CLOSE_TIMEOUT = 3.0
+STATE_KEY = "opentelemetry"
+"""Where an invocation's entry span is kept: `ctx.state[STATE_KEY]`."""
 """Seconds the shutdown waits for the last spans to be exported."""
 
 
@@ -144,18 +147,19 @@ class _Entry:
         self.token = token
 
 
+_current: "ContextVar[_Entry | None]" = ContextVar("openfunction_otel_entry", default=None)
+"""The entry span of the invocation running in this context, for `get` (which has no ctx)."""
+
+
 class OpenTelemetryPlugin(Plugin):
+    """One instance serves every invocation: a span lives in its invocation's
+    `ctx.state["opentelemetry"]` (and, for `get`, in a context variable), never on `self`."""
+
     name = "opentelemetry"
     version = "v1"
+    per_invocation = False
 
     tracer: OpenTelemetryTracer | None = None
-    entry: _Entry | None = None
-    """This invocation's span (set on the per-invocation copy only)."""
-
-    def init(self) -> "Plugin":
-        fresh = object.__new__(type(self))  # cheaper than the default copy
-        fresh.tracer = self.tracer
-        return fresh
 
     def setup(self, config: "FunctionConfig") -> None:
         self.tracer = OpenTelemetryTracer(TraceSettings.from_config(config), config, os.environ)
@@ -163,22 +167,25 @@ class OpenTelemetryPlugin(Plugin):
                     self.tracer.destination, config.name)
 
     def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
-        if self.tracer is not None:
-            self.entry = self.tracer.enter(ctx)
+        tracer = self.tracer
+        if tracer is not None:
+            entry = ctx.state[STATE_KEY] = tracer.enter(ctx)
+            _current.set(entry)
 
     def exec_post_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
-        entry = self.entry
+        entry = ctx.state.pop(STATE_KEY, None)
         if entry is not None and self.tracer is not None:
-            self.entry = None
+            _current.set(None)
             self.tracer.leave(entry, ctx)
 
     def on_send(self, ctx: "Invocation", message: "OutgoingMessage") -> None:
-        entry = self.entry
+        entry = ctx.state.get(STATE_KEY)
         if entry is not None and self.tracer is not None:
             self.tracer.send(entry, message)
 
     def get(self, key: str) -> Any:
-        entry = self.entry
+        """`span` or `trace_id` of the invocation running in the caller's context."""
+        entry = _current.get()
         if entry is None:
             return None
         if key == "span":

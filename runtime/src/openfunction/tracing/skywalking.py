@@ -15,8 +15,8 @@ Per invocation:
 * for every `ctx.send`, an exit span under it (peer = the output's topic or component) whose
   `sw8` / `sw8-correlation` go into the outgoing inner event's metadata.
 
-Each invocation's segment is a record held by its own plugin instance, never the agent's
-"active span" (a context variable), so concurrent invocations, `def` functions running in
+Each invocation's segment is a record kept in its own `ctx.state`, never the agent's
+"active span", so concurrent invocations, `def` functions running in
 worker threads and sends made from them all get the right parents. The agent starts with the
 first invocation; the records are queued (at most `SW_AGENT_TRACE_REPORTER_MAX_BUFFER_SIZE`,
 then dropped) and a reporter thread sends them in batches over the agent's channel
@@ -32,12 +32,14 @@ import os
 import threading
 import time
 import uuid
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Mapping
 
 from openfunction.errors import ConfigError
 from openfunction.invocation import BINDING, TOPIC
 from openfunction.plugins.base import Plugin
-from openfunction.tracing.common import TraceSettings, failure, host_header
+from openfunction.tracing.common import TraceSettings, host_header
+from openfunction.tracing.common import failure as failure_reason
 from openfunction.tracing.skywalking_report import (
     Ref,
     SegmentEncoder,
@@ -59,6 +61,8 @@ _EVENT_KINDS = (BINDING, TOPIC)
 
 OAP_SERVER_FIELD = "FUNC_CONTEXT.pluginsTracing.provider.oapServer"
 BACKEND_ENV = "SW_AGENT_COLLECTOR_BACKEND_SERVICES"
+STATE_KEY = "skywalking"
+"""Where a running invocation's segment is kept once made: `ctx.state[STATE_KEY]`."""
 COMPONENT_OPENFUNCTION = 5013
 """SkyWalking's component id for OpenFunction (component-libraries.yml)."""
 
@@ -123,8 +127,9 @@ class SkyWalkingTracer:
         _configure_agent(config, settings, address, environ)
         self.reporter = SegmentReporter(self._encoder, config.agent_trace_reporter_max_buffer_size,
                                         address, encode=self.encode)
-        self._entry_spans: dict[object, bytes] = {}
-        self._submit = self.reporter.submit
+        self._templates: dict[object, bytes] = {}
+        self._pending = self.reporter.pending
+        self._max_pending = self.reporter.max_pending
         self._next_seq = itertools.count(1).__next__
         self._sampler: Any = None
 
@@ -173,41 +178,77 @@ class SkyWalkingTracer:
                            self.address, getattr(exc, "code", lambda: type(exc).__name__)())
 
     # segments
-    def enter(self, invocation: "Invocation") -> "Capture | None":
-        """Start the segment of `invocation`; None when sampling leaves it out.
+    def enter(self, invocation: "Invocation") -> None:
+        """Mark `invocation` as traced; nothing of its segment is made yet.
 
-        Only what cannot wait is done here: a sequence number and the start time, and a
-        reference to where the caller's context is. The rest of the segment (ids, the
-        caller's `sw8`, tags, baggage) is made by the reporter thread, in batches, or at the
-        first `ctx.send` or `get` that needs it.
+        The segment is made from what the invocation leaves (its start and end times, the
+        request's scope or the event's metadata, its outcome) by `leave` and, off the
+        request path, by the reporter thread. Only a send or a `get` during the invocation
+        makes its ids early (`capture`).
         """
         if not self._started:
             self.start()
-        request = invocation.request
-        capture = Capture(self._next_seq(), _time(), request.scope if request is not None else None,
-                          invocation.carrier, invocation.trigger)
+        _current.set(invocation)
         sampler = self._sampler
         if sampler is not None:  # SW_SAMPLE_N_PER_3_SECS; a continued trace is always kept
-            if self._read(capture)[0]:
+            request = invocation.request
+            if self._read(request.scope if request is not None else None,
+                          invocation.carrier, invocation.trigger)[0]:
                 sampler.force_sampled()
             elif not sampler.try_sampling():
-                return None
+                invocation.state[STATE_KEY] = _UNSAMPLED
+
+    def capture(self, invocation: "Invocation") -> "Capture | None":
+        """The segment of a running invocation (None when not sampled), made at the first
+        send or `get` that needs its ids; `leave` reports this one."""
+        state = invocation.state
+        capture = state.get(STATE_KEY)
+        if capture is None:
+            request = invocation.request
+            capture = state[STATE_KEY] = Capture(
+                self._next_seq(), invocation.started_at,
+                request.scope if request is not None else None,
+                invocation.carrier, invocation.trigger)
+        elif capture is _UNSAMPLED:
+            return None
         return capture
 
-    def leave(self, capture: "Capture", invocation: "Invocation") -> None:
-        """End the entry span, marking it as an error when the invocation failed; report."""
-        capture.end = _time()
+    def leave(self, invocation: "Invocation") -> None:
+        """End the entry span (an error when the invocation failed) and queue the segment.
+
+        Most invocations made no send and asked for no id: they leave a plain tuple,
+        `(seq, start, end, scope, carrier, trigger, failure)`, the cheapest thing to queue.
+        """
+        failure: tuple[str, str] | None = None
         if invocation.error is not None or invocation.status_code >= 500:
             error = invocation.error
-            capture.failure = (failure(invocation) or "",
-                               type(error).__name__ if error is not None else "")
-        self._submit(capture)
+            failure = (failure_reason(invocation) or "",
+                       type(error).__name__ if error is not None else "")
+        end = invocation.ended_at or _time()
+        captured = invocation.state.get(STATE_KEY)
+        item: "Capture | tuple[Any, ...]"
+        if captured is None:
+            request = invocation.request
+            item = (self._next_seq(), invocation.started_at, end,
+                    request.scope if request is not None else None,
+                    invocation.carrier, invocation.trigger, failure)
+        elif captured is _UNSAMPLED:
+            return
+        else:
+            item = captured
+            item.end, item.failure = end, failure
+        pending = self._pending
+        if len(pending) < self._max_pending:
+            pending.append(item)
+        else:
+            self.reporter.submit(item)  # counts and logs the drop
 
     def record(self, capture: "Capture") -> SegmentRecord:
         """The segment of `capture` (made once; the same record every time after)."""
         record = capture.record
         if record is None:
-            sw8, correlation_header, tags = self._read(capture)
+            sw8, correlation_header, tags = self._read(capture.scope, capture.carrier,
+                                                       capture.trigger)
             ref: Ref | None = None
             correlation: dict[str, str] | None = None
             if sw8:
@@ -234,36 +275,44 @@ class SkyWalkingTracer:
                 record.error.insert(1, ("error.kind", kind))
         return record
 
-    def encode(self, capture: "Capture") -> bytes:
-        """The finished segment of `capture`, encoded (on the reporter thread).
+    def encode(self, item: "Capture | tuple[Any, ...]") -> bytes:
+        """One queued segment as a `SegmentCollection.segments` field (on the reporter thread).
 
-        Most invocations have no caller's context, no baggage, no error and no send: their
-        segment is one entry span whose encoding depends only on the endpoint (method,
-        host, path, or the kind of event), the ids and the times, and is made without a
-        `SegmentRecord`.
+        A plain segment (no caller's context, no baggage, no error, no send) is one entry
+        span whose bytes depend only on the endpoint (method, host and path, or the kind of
+        event), the invocation's number and its times: it is made by filling in a template
+        kept per endpoint. Any other goes through a `SegmentRecord`.
         """
-        if capture.record is None and capture.failure is None and not self.settings.baggage:
-            key = self._plain_key(capture)
-            if key is not None:
-                entry_span = self._entry_spans.get(key)
-                if entry_span is None:
-                    if len(self._entry_spans) >= 4096:
-                        self._entry_spans.clear()
-                    entry_span = self._entry_spans[key] = self._encoder.entry_span(
-                        self._read(capture)[2])
-                return self._encoder.plain(
-                    self._ids.trace_bytes(capture.seq), self._ids.segment_bytes(capture.seq),
-                    int(capture.start * 1000), int(capture.end * 1000), entry_span)
-        return self._encoder.segment(self.finished(capture))
+        encoder = self._encoder
+        if type(item) is tuple:
+            seq, start, end, scope, carrier, trigger, failure = item
+            if failure is None and not self.settings.baggage:
+                key = self._plain_key(scope, carrier, trigger)
+                if key is not None:
+                    started, ended = encoder.times(int(start * 1000), int(end * 1000))
+                    template_key = (key, len(started) + len(ended))
+                    template = self._templates.get(template_key)
+                    if template is None:
+                        if len(self._templates) >= 4096:
+                            self._templates.clear()
+                        template = self._templates[template_key] = encoder.plain_template(
+                            self._ids.trace_prefix, self._ids.segment_prefix,
+                            self._read(scope, carrier, trigger)[2], template_key[1])
+                    return template % (seq, seq, started, ended)
+            capture = Capture(seq, start, scope, carrier, trigger)
+            capture.end, capture.failure = end, failure
+        else:
+            capture = item
+        return encoder.entry(encoder.segment(self.finished(capture)))
 
     @staticmethod
-    def _plain_key(capture: "Capture") -> object:
+    def _plain_key(scope: Mapping[str, Any] | None, carrier: Mapping[str, str],
+                   trigger: str) -> object:
         """What the entry span's tags depend on, or None when the caller sent its context."""
-        scope, carrier = capture.scope, capture.carrier
         if carrier and "sw8" in carrier:
             return None
         if scope is None:
-            return capture.trigger
+            return trigger
         host = b""
         for name, value in scope["headers"]:
             if name == b"host":
@@ -272,12 +321,11 @@ class SkyWalkingTracer:
                 return None
         return (scope.get("method", ""), host, scope.get("path", ""))
 
-    def _read(self, capture: "Capture"
+    def _read(self, scope: Mapping[str, Any] | None, carrier: Mapping[str, str], trigger: str
               ) -> tuple[str | None, str | None, tuple[tuple[str, str], ...]]:
         """The caller's `sw8` and `sw8-correlation`, and the entry span's invocation tags."""
-        scope, carrier = capture.scope, capture.carrier
         if scope is None:
-            kind = capture.trigger if capture.trigger in _EVENT_KINDS else ""
+            kind = trigger if trigger in _EVENT_KINDS else ""
             tags = self._event_tags.get(kind)
             if tags is None:
                 tags = self._event_tags[kind] = (
@@ -348,18 +396,22 @@ class SkyWalkingTracer:
         correlation[key] = value
 
 
+_current: "ContextVar[Invocation | None]" = ContextVar("openfunction_skywalking", default=None)
+"""The traced invocation running in this context, for `get` (which has no ctx)."""
+_UNSAMPLED = object()
+"""`ctx.state[STATE_KEY]` of an invocation that sampling leaves out."""
+
+
 class SkyWalkingPlugin(Plugin):
+    """One instance serves every invocation: what a segment is made of lives on its
+    invocation (`ctx`, and `ctx.state["skywalking"]` once a send or `get` made its ids),
+    never on `self`."""
+
     name = "skywalking"
     version = "v1"
+    per_invocation = False
 
     tracer: SkyWalkingTracer | None = None
-    segment: "Capture | None" = None
-    """This invocation's segment (set on the per-invocation copy only)."""
-
-    def init(self) -> "Plugin":
-        fresh = object.__new__(type(self))  # cheaper than the default copy
-        fresh.tracer = self.tracer
-        return fresh
 
     def setup(self, config: "FunctionConfig") -> None:
         provider = config.tracing.provider if config.tracing else None
@@ -368,24 +420,29 @@ class SkyWalkingPlugin(Plugin):
 
     def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
         if self.tracer is not None:
-            self.segment = self.tracer.enter(ctx)
+            self.tracer.enter(ctx)
 
     def exec_post_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
-        segment = self.segment
-        if segment is not None and self.tracer is not None:
-            self.segment = None
-            self.tracer.leave(segment, ctx)
+        if self.tracer is not None:
+            self.tracer.leave(ctx)
 
     def on_send(self, ctx: "Invocation", message: "OutgoingMessage") -> None:
-        segment = self.segment
-        if segment is not None and self.tracer is not None:
-            self.tracer.send(segment, message)
+        tracer = self.tracer
+        if tracer is not None:
+            capture = tracer.capture(ctx)
+            if capture is not None:
+                tracer.send(capture, message)
 
     def get(self, key: str) -> Any:
-        segment = self.segment
-        if segment is None or self.tracer is None or key not in ("trace_id", "segment_id"):
+        """`trace_id` or `segment_id` of the invocation running in the caller's context."""
+        invocation = _current.get()
+        tracer = self.tracer
+        if invocation is None or tracer is None or key not in ("trace_id", "segment_id"):
             return None
-        record = self.tracer.record(segment)
+        capture = tracer.capture(invocation)
+        if capture is None:
+            return None
+        record = tracer.record(capture)
         return record.trace_id if key == "trace_id" else record.segment_id
 
     def close(self) -> None:
@@ -394,7 +451,7 @@ class SkyWalkingPlugin(Plugin):
 
 
 class Capture:
-    """What one invocation's segment is made from, as the invocation leaves it."""
+    """A segment whose ids were needed while its invocation ran (a send, a `get`)."""
 
     __slots__ = ("seq", "start", "scope", "carrier", "trigger", "end", "failure", "record")
 
@@ -421,23 +478,15 @@ class _Ids:
     """
 
     def __init__(self) -> None:
-        self._prefix = uuid.uuid4().hex[:16]
-        self._trace_prefix = uuid.uuid4().hex[:16]
-        self._prefix_bytes = self._prefix.encode()
-        self._trace_prefix_bytes = self._trace_prefix.encode()
+        self.segment_prefix = uuid.uuid4().hex[:16].encode()
+        self.trace_prefix = uuid.uuid4().hex[:16].encode()
 
     def segment(self, seq: int) -> str:
-        return f"{self._prefix}{seq:016x}"
+        return f"{self.segment_prefix.decode()}{seq:016x}"
 
     def trace(self, seq: int) -> str:
         """The id of a new trace started by segment number `seq` (unique as that one is)."""
-        return f"{self._trace_prefix}{seq:016x}"
-
-    def segment_bytes(self, seq: int) -> bytes:
-        return b"%b%016x" % (self._prefix_bytes, seq)
-
-    def trace_bytes(self, seq: int) -> bytes:
-        return b"%b%016x" % (self._trace_prefix_bytes, seq)
+        return f"{self.trace_prefix.decode()}{seq:016x}"
 
 
 def _configure_agent(

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 logger = logging.getLogger("openfunction.tracing")
 
 MAX_BATCH = 2000
+ENCODE_CHUNK = 100
 REPORT_INTERVAL = 1.0
 WAKE_INTERVAL = 0.1
 REPORT_TIMEOUT = 10.0
@@ -97,7 +98,7 @@ class SegmentEncoder:
         self._starts: dict[int, bytes] = {}
         self._ends: dict[int, bytes] = {}
 
-    def _times(self, start: int, end: int) -> tuple[bytes, bytes]:
+    def times(self, start: int, end: int) -> tuple[bytes, bytes]:
         """`SpanObject.startTime` and `endTime` fields (invocations share milliseconds)."""
         starts, ends = self._starts, self._ends
         if len(starts) >= _CACHE_SIZE:
@@ -112,7 +113,7 @@ class SegmentEncoder:
         return started, ended
 
     def segment(self, record: SegmentRecord) -> bytes:
-        start, end = self._times(record.start, record.end)
+        start, end = self.times(record.start, record.end)
         tags = self._tags.get(record.tags)
         if tags is None:
             if len(self._tags) >= _CACHE_SIZE:
@@ -142,25 +143,41 @@ class SegmentEncoder:
         parts.append(self._tail)
         return b"".join(parts)
 
-    def entry_span(self, tags: tuple[tuple[str, str], ...]) -> bytes:
-        """The constant part of an entry span with `tags`, for `plain`."""
-        return self._entry + b"".join(_tag(k, v) for k, v in tags)
+    def plain_template(self, trace_prefix: bytes, segment_prefix: bytes,
+                       tags: tuple[tuple[str, str], ...], times_length: int) -> bytes:
+        """A `SegmentCollection.segments` field for a segment of one entry span with `tags`
+        and no caller, error or exit span (most of them), as a template to fill with
+        `% (seq, seq, started, ended)`: the ids are the prefixes followed by the segment's
+        number in 16 hex digits, `started` and `ended` come from `times` (`times_length`
+        bytes together)."""
+        def literal(data: bytes) -> bytes:
+            return data.replace(b"%", b"%%")
 
-    def plain(self, trace_id: bytes, segment_id: bytes, start: int, end: int,
-              entry_span: bytes) -> bytes:
-        """A segment of one entry span with no caller, error or exit span: most of them."""
-        started, ended = self._times(start, end)
-        length = len(started) + len(ended) + len(entry_span)
-        return b"".join((_TRACE_ID, _varint(len(trace_id)), trace_id,
-                         _SEGMENT_ID, _varint(len(segment_id)), segment_id,
-                         _SPAN, _varint(length), started, ended, entry_span, self._tail))
+        entry_span = self._entry + b"".join(_tag(k, v) for k, v in tags)
+        span_length = times_length + len(entry_span)
+        trace_length, segment_length = len(trace_prefix) + 16, len(segment_prefix) + 16
+        parts = [
+            (_TRACE_ID + _varint(trace_length), trace_prefix, 16),
+            (_SEGMENT_ID + _varint(segment_length), segment_prefix, 16),
+            (_SPAN + _varint(span_length), b"", times_length),
+            (entry_span + self._tail, b"", 0),
+        ]
+        length = sum(len(head) + len(prefix) + size for head, prefix, size in parts)
+        return b"".join((
+            _SEGMENT, _varint(length),
+            literal(parts[0][0] + trace_prefix), b"%016x",
+            literal(parts[1][0] + segment_prefix), b"%016x",
+            literal(parts[2][0]), b"%b%b",
+            literal(parts[3][0]),
+        ))
+
+    def entry(self, segment: bytes) -> bytes:
+        """`segment` (an encoded `SegmentObject`) as a `SegmentCollection.segments` field."""
+        return _SEGMENT + _varint(len(segment)) + segment
 
     def collection(self, segments: Iterable[bytes]) -> bytes:
         """A `SegmentCollection` of encoded segments."""
-        parts: list[bytes] = []
-        for encoded in segments:
-            parts += (_SEGMENT, _varint(len(encoded)), encoded)
-        return b"".join(parts)
+        return b"".join(self.entry(segment) for segment in segments)
 
 
 Send = Callable[[bytes], Any]
@@ -173,27 +190,30 @@ class SegmentReporter:
     def __init__(self, encoder: SegmentEncoder, max_pending: int, address: str,
                  encode: Encode | None = None) -> None:
         self.encoder = encoder
-        self.encode: Encode = encode or encoder.segment
-        """Encodes one submitted item (on this thread); by default a `SegmentRecord`."""
+        self.encode: Encode = encode or (lambda record: encoder.entry(encoder.segment(record)))
+        """Encodes one queued item as a `SegmentCollection.segments` field (on this thread);
+        by default the item is a `SegmentRecord`."""
         self.max_pending = max_pending
         self.address = address
         self.sender: Send | None = None
         """Sends one encoded `SegmentCollection`; set once the agent's channel exists."""
         self.dropped = 0
         self.reported = 0
-        self._pending: collections.deque[Any] = collections.deque()
+        self.pending: collections.deque[Any] = collections.deque()
+        """Finished segments waiting to be reported (appended to by `submit`, or directly
+        by a caller that checks `max_pending` itself)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
         self._warned_full = 0.0
 
     def full(self) -> bool:
-        return len(self._pending) >= self.max_pending
+        return len(self.pending) >= self.max_pending
 
     def submit(self, record: Any) -> None:
         """Queue a finished segment (never blocks; drops it when the queue is full)."""
-        if len(self._pending) < self.max_pending:
-            self._pending.append(record)
+        if len(self.pending) < self.max_pending:
+            self.pending.append(record)
         else:
             self._drop(1)
 
@@ -215,14 +235,14 @@ class SegmentReporter:
         last = time.monotonic()
         while not self._stop.wait(backoff or WAKE_INTERVAL):
             now = time.monotonic()
-            if backoff or len(self._pending) >= MAX_BATCH or now - last >= REPORT_INTERVAL:
+            if backoff or len(self.pending) >= MAX_BATCH or now - last >= REPORT_INTERVAL:
                 last = now
                 backoff = 0.0 if self.flush() else min(MAX_BACKOFF, max(0.5, backoff * 2))
         self.flush()  # what the last invocations left
 
     def flush(self) -> bool:
         """Report everything queued now, in batches; False when the collector failed."""
-        pending, send = self._pending, self.sender
+        pending, send = self.pending, self.sender
         if send is None:
             return True
         while pending:
@@ -232,7 +252,7 @@ class SegmentReporter:
             if not count:
                 continue
             try:
-                send(self.encoder.collection(segments))
+                send(b"".join(segments))
             except Exception as exc:  # noqa: BLE001 - the collector's trouble, never the function's
                 self._drop(count, exc)
                 return False
@@ -243,6 +263,16 @@ class SegmentReporter:
         return True
 
     def _encoded(self, items: list[Any]) -> list[bytes]:
+        """`items` encoded, `ENCODE_CHUNK` at a time, letting the event loop's thread have
+        the GIL between chunks (a batch holds it for milliseconds otherwise)."""
+        segments: list[bytes] = []
+        for start in range(0, len(items), ENCODE_CHUNK):
+            if start:
+                time.sleep(0)
+            segments += self._encode_chunk(items[start:start + ENCODE_CHUNK])
+        return segments
+
+    def _encode_chunk(self, items: list[Any]) -> list[bytes]:
         encode = self.encode
         try:
             return [encode(item) for item in items]
