@@ -147,10 +147,10 @@ class SkyWalkingTracer:
                 protocol.reporter = self.reporter
             else:  # what the agent instantiates when it starts
                 self._agent_grpc.GrpcProtocol = channel_protocol(protocol, self.reporter)
+            _route_agent_logs()  # before the agent's threads can log (a first failed heartbeat)
             self._agent.start()
             self._sampler = self._sampling.sampling_service
             self.reporter.start()
-            _route_agent_logs()
             self._started = True
             logger.info(
                 "SkyWalking tracing: reporting to %s as service %r, instance %r",
