@@ -482,6 +482,26 @@ def add_gate_options(parser: "argparse.ArgumentParser") -> None:
                              "runs (default 90)")
 
 
+def add_placement_options(parser: "argparse.ArgumentParser") -> None:
+    """--server-cpu, --client-cpu and --runtime-src (read back with `runtime_src`)."""
+    parser.add_argument("--server-cpu", type=int, help="CPU the servers run on (default: the first)")
+    parser.add_argument("--client-cpu", type=int, help="CPU wrk runs on (default: another one)")
+    parser.add_argument("--runtime-src", type=Path,
+                        help="serve our functions with the runtime package found in this folder "
+                             "instead of the installed one (to try a change; e.g. a copy of "
+                             "runtime/src)")
+
+
+def checked_runtime_src(parser: "argparse.ArgumentParser", args: "argparse.Namespace") -> Path | None:
+    """The checked, absolute --runtime-src, or None."""
+    if not args.runtime_src:
+        return None
+    path = args.runtime_src.resolve()
+    if not (path / "openfunction" / "__init__.py").is_file():
+        parser.error(f"--runtime-src: no openfunction package in {path}")
+    return path
+
+
 def make_gate(args: "argparse.Namespace") -> Gate:
     return Gate(busy_threshold=0.10, max_foreign=args.max_foreign, retries=args.retries,
                 budget=args.quiet_budget)

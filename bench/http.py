@@ -43,6 +43,7 @@ from _common import (  # noqa: E402
     Gate,
     Server,
     add_gate_options,
+    add_placement_options,
     fmt_ms,
     fmt_ratio,
     fmt_rps,
@@ -55,6 +56,7 @@ from _common import (  # noqa: E402
     pin_self,
     progress,
     require_tools,
+    checked_runtime_src,
     table,
     wrk,
     write_results,
@@ -177,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-starts", type=int, default=5,
                         help="spawns per server for the cold-start median, counting the "
                              "rounds' own spawns (default 5)")
-    parser.add_argument("--server-cpu", type=int, help="CPU the servers run on (default: the first)")
-    parser.add_argument("--client-cpu", type=int, help="CPU wrk runs on (default: another one)")
     parser.add_argument("--no-gcp", action="store_true", help="leave GCP's framework out")
     parser.add_argument("--gcp-venv", type=Path, default=OUT / "gcp-venv",
                         help="virtualenv with GCP's functions-framework (made if missing)")
@@ -186,15 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated subset of: ours-def, ours-async, raw-def, "
                         "raw-async, gcp")
     add_gate_options(parser)
-    parser.add_argument("--runtime-src", type=Path,
-                        help="serve our function with the runtime package found in this folder "
-                             "instead of the installed one (to try a change)")
+    add_placement_options(parser)
     parser.add_argument("--output", type=Path, default=BENCH / "results-http.md")
     args = parser.parse_args(argv)
-    if args.runtime_src:
-        args.runtime_src = args.runtime_src.resolve()
-        if not (args.runtime_src / "openfunction" / "__init__.py").is_file():
-            parser.error(f"--runtime-src: no openfunction package in {args.runtime_src}")
+    args.runtime_src = checked_runtime_src(parser, args)
     if args.rounds < 1 or args.duration < 1:
         parser.error("--rounds and --duration must be at least 1")
 

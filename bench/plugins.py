@@ -41,6 +41,7 @@ from _common import (  # noqa: E402
     PairedResult,
     Server,
     add_gate_options,
+    add_placement_options,
     free_port,
     machine_summary,
     make_gate,
@@ -51,6 +52,7 @@ from _common import (  # noqa: E402
     pin_self,
     progress,
     require_tools,
+    checked_runtime_src,
     table,
     wrk,
     write_results,
@@ -183,18 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--micro-number", type=int, default=20000,
                         help="invocations per in-process timing (default 20000)")
     parser.add_argument("--micro-repeat", type=int, default=7, help="repeats, best kept (default 7)")
-    parser.add_argument("--server-cpu", type=int, help="CPU the servers run on (default: the first)")
-    parser.add_argument("--client-cpu", type=int, help="CPU wrk runs on (default: another one)")
     add_gate_options(parser)
-    parser.add_argument("--runtime-src", type=Path,
-                        help="measure the runtime package found in this folder instead of the "
-                             "installed one (to try a change; e.g. a copy of runtime/src)")
+    add_placement_options(parser)
     parser.add_argument("--output", type=Path, default=BENCH / "results-plugins.md")
     args = parser.parse_args(argv)
-    if args.runtime_src:
-        args.runtime_src = args.runtime_src.resolve()
-        if not (args.runtime_src / "openfunction" / "__init__.py").is_file():
-            parser.error(f"--runtime-src: no openfunction package in {args.runtime_src}")
+    args.runtime_src = checked_runtime_src(parser, args)
     if args.rounds < 1 or args.duration < 1:
         parser.error("--rounds and --duration must be at least 1")
     functions = [f.strip() for f in args.functions.split(",") if f.strip()]

@@ -43,6 +43,7 @@ from _common import (  # noqa: E402
     PairedResult,
     Server,
     add_gate_options,
+    add_placement_options,
     free_port,
     machine_summary,
     make_gate,
@@ -53,6 +54,7 @@ from _common import (  # noqa: E402
     pin_self,
     progress,
     require_tools,
+    checked_runtime_src,
     table,
     write_results,
 )
@@ -134,12 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32, help="connections (default 32)")
     parser.add_argument("--modes", default=",".join(MODES),
                         help=f"modes to compare with tracing off (default {','.join(MODES)})")
-    parser.add_argument("--server-cpu", type=int, help="CPU the servers run on (default: the first)")
-    parser.add_argument("--client-cpu", type=int, help="CPU wrk runs on (default: another one)")
     add_gate_options(parser)
-    parser.add_argument("--runtime-src", type=Path,
-                        help="measure the runtime package found in this folder instead of the "
-                             "installed one (to try a change; e.g. a copy of runtime/src)")
+    add_placement_options(parser)
     parser.add_argument("--output", type=Path, default=BENCH / "results-tracing.md")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -147,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--modes takes some of {', '.join(MODES)}")
     if args.rounds < 1 or args.duration < 1:
         parser.error("--rounds and --duration must be at least 1")
-    if args.runtime_src:
-        args.runtime_src = args.runtime_src.resolve()
+    args.runtime_src = checked_runtime_src(parser, args)
 
     require_tools("wrk", "taskset")
     server_cpu, client_cpu = pick_cpus(args.server_cpu, args.client_cpu)
