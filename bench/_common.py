@@ -257,12 +257,16 @@ def parse_wrk(output: str) -> WrkResult:
                      int(total.group(1)), errors)
 
 
+def _wrk_argv(port: int, connections: int, seconds: int, cpu: int, path: str = "/") -> list[str]:
+    return ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+            "--latency", "--timeout", "5s", f"http://{HOST}:{port}{path}"]
+
+
 def wrk(port: int, *, connections: int, duration: float, cpu: int, path: str = "/",
         server: "Server | None" = None) -> WrkResult:
     """One wrk run; with `server`, also how much CPU other processes took meanwhile."""
     seconds = max(1, round(duration))
-    argv = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-            "--latency", "--timeout", "5s", f"http://{HOST}:{port}{path}"]
+    argv = _wrk_argv(port, connections, seconds, cpu, path)
     before = _cpu_snapshot(server)
     t0 = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
@@ -313,45 +317,53 @@ class PairedResult:
 
 
 def paired(a: Server, b: Server, *, connections: int, duration: float, warmup: float,
-           cpu: int, before_measure: Callable[[], object] | None = None) -> PairedResult:
+           cpu: int, b_first: bool = False,
+           before_measure: Callable[[], object] | None = None) -> PairedResult:
     """Load two running servers at once, each with its own wrk on `cpu`, and compare them.
 
     Both servers are pinned to the same CPU, so whatever the host does during the run (a
     slower CPU, a noisy neighbour, cache pressure) it does to both: the ratio of their CPU
     time per request is steady to a few percent where two runs one after the other can
     differ by 30% on a shared VM. At saturation a process's throughput is 1 / (its CPU
-    time per request), so 1 - 1/ratio is the throughput the variant costs.
-    `before_measure` is called between the warm-up and the measurement.
+    time per request), so 1 - 1/ratio is the throughput the variant costs. `b_first`
+    warms up and loads `b` first (alternate it between rounds); `before_measure` is called
+    between the warm-up and the measurement.
     """
-    for server in (a, b):
+    servers = (b, a) if b_first else (a, b)
+    for server in servers:
         wrk(server.port, connections=connections, duration=warmup, cpu=cpu)
     if before_measure is not None:
         before_measure()
     seconds = max(1, round(duration))
-    procs = {}
-    before = {}
-    for server in (a, b):
+    pids = {}
+    for server in servers:
         assert server.proc is not None
-        before[server.name] = process_cpu(server.proc.pid)
-    for server in (a, b):
-        argv = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-                "--latency", "--timeout", "5s", f"http://{HOST}:{server.port}/"]
-        procs[server.name] = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                                              stderr=subprocess.STDOUT, text=True)
-    outputs = {name: proc.communicate(timeout=seconds + 60)[0] for name, proc in procs.items()}
-    used = {server.name: process_cpu(server.proc.pid) - before[server.name]  # type: ignore[union-attr]
-            for server in (a, b)}
+        pids[server.name] = server.proc.pid
+    before = {name: process_cpu(pid) for name, pid in pids.items()}
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for server in servers:
+            procs[server.name] = subprocess.Popen(
+                _wrk_argv(server.port, connections, seconds, cpu),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        outputs = {name: proc.communicate(timeout=seconds + 60)[0] for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    cpu_us = {}
     results = {}
-    for server in (a, b):
+    for server in servers:
+        output = outputs[server.name]
         if procs[server.name].returncode != 0:
-            raise RuntimeError(f"wrk against {server.name} failed: {outputs[server.name]}")
-        result = parse_wrk(outputs[server.name])
+            raise RuntimeError(f"wrk against {server.name} failed: {output}")
+        result = results[server.name] = parse_wrk(output)
         if result.errors:
-            raise RuntimeError(f"wrk saw {result.errors} errors against {server.name}:\n"
-                               f"{outputs[server.name]}")
-        results[server.name] = result
-    ra, rb = results[a.name], results[b.name]
-    return PairedResult(ra, rb, used[a.name] / ra.requests * 1e6, used[b.name] / rb.requests * 1e6)
+            raise RuntimeError(f"wrk saw {result.errors} errors against {server.name}:\n{output}")
+        used = process_cpu(pids[server.name]) - before[server.name]
+        cpu_us[server.name] = used / result.requests * 1e6
+    return PairedResult(results[a.name], results[b.name], cpu_us[a.name], cpu_us[b.name])
 
 
 # -------------------------------------------------------------------- a quiet host
@@ -483,7 +495,7 @@ def add_gate_options(parser: "argparse.ArgumentParser") -> None:
 
 
 def add_placement_options(parser: "argparse.ArgumentParser") -> None:
-    """--server-cpu, --client-cpu and --runtime-src (read back with `runtime_src`)."""
+    """--server-cpu, --client-cpu and --runtime-src (read back with `checked_runtime_src`)."""
     parser.add_argument("--server-cpu", type=int, help="CPU the servers run on (default: the first)")
     parser.add_argument("--client-cpu", type=int, help="CPU wrk runs on (default: another one)")
     parser.add_argument("--runtime-src", type=Path,

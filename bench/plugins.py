@@ -42,6 +42,7 @@ from _common import (  # noqa: E402
     Server,
     add_gate_options,
     add_placement_options,
+    checked_runtime_src,
     free_port,
     machine_summary,
     make_gate,
@@ -52,9 +53,7 @@ from _common import (  # noqa: E402
     pin_self,
     progress,
     require_tools,
-    checked_runtime_src,
     table,
-    wrk,
     write_results,
 )
 
@@ -218,11 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             base = Config(cfg.function, "none", 0)
             with make_server(base, free_port(), server_cpu, args.runtime_src) as plain, \
                     make_server(cfg, free_port(), server_cpu, args.runtime_src) as plugged:
-                first, second = (plain, plugged) if r % 2 == 0 else (plugged, plain)
-                run = paired(first, second, connections=args.connections,
-                             duration=args.duration, warmup=args.warmup, cpu=client_cpu)
-            if first is not plain:  # keep `a` = no plugins
-                run = PairedResult(run.b, run.a, run.cpu_us_b, run.cpu_us_a)
+                run = paired(plain, plugged, connections=args.connections,
+                             duration=args.duration, warmup=args.warmup, cpu=client_cpu,
+                             b_first=r % 2 == 1)
             samples[cfg.key].runs.append(run)
             progress(f"  {cfg.key:<14} {run.cpu_us_a:6.1f} -> {run.cpu_us_b:6.1f} µs/request "
                      f"(x{run.cpu_ratio:.3f})")

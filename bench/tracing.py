@@ -44,6 +44,7 @@ from _common import (  # noqa: E402
     Server,
     add_gate_options,
     add_placement_options,
+    checked_runtime_src,
     free_port,
     machine_summary,
     make_gate,
@@ -54,7 +55,6 @@ from _common import (  # noqa: E402
     pin_self,
     progress,
     require_tools,
-    checked_runtime_src,
     table,
     write_results,
 )
@@ -166,14 +166,12 @@ def main(argv: list[str] | None = None) -> int:
                 receiver.spans.clear()
                 with make_server("off", server_cpu, collector, receiver, args.runtime_src) as off, \
                         make_server(mode, server_cpu, collector, receiver, args.runtime_src) as on:
-                    first, second = (off, on) if r % 2 == 0 else (on, off)
                     measured: list[float] = []
-                    run = paired(first, second, connections=args.connections,
+                    run = paired(off, on, connections=args.connections,
                                  duration=args.duration, warmup=args.warmup, cpu=client_cpu,
+                                 b_first=r % 2 == 1,
                                  before_measure=lambda: measured.append(time.time()))
                 time.sleep(0.5)  # the last batch reaches the collector (sent on shutdown)
-                if first is not off:
-                    run = PairedResult(run.b, run.a, run.cpu_us_b, run.cpu_us_a)
                 samples[mode].runs.append(run)
                 samples[mode].spans.append(spans_since(mode, measured[0], collector, receiver))
                 samples[mode].requests.append(run.b.requests)

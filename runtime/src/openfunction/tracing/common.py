@@ -89,7 +89,12 @@ def instance_name(config: FunctionConfig, environ: Mapping[str, str]) -> str:
 
 def event_kind(invocation: Invocation) -> str:
     """`bindings` or `pubsub` for a Dapr event, else ``""``."""
-    return invocation.trigger if invocation.trigger in (BINDING, TOPIC) else ""
+    return trigger_kind(invocation.trigger)
+
+
+def trigger_kind(trigger: str) -> str:
+    """`bindings` or `pubsub` for the trigger of a Dapr event, else ``""``."""
+    return trigger if trigger in (BINDING, TOPIC) else ""
 
 
 def incoming_carrier(invocation: Invocation) -> Mapping[str, str]:

@@ -46,9 +46,9 @@ logger = logging.getLogger("openfunction.tracing")
 PROVIDER_FIELD = "FUNC_CONTEXT.pluginsTracing.provider"
 ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 CLOSE_TIMEOUT = 3.0
+"""Seconds the shutdown waits for the last spans to be exported."""
 STATE_KEY = "opentelemetry"
 """Where an invocation's entry span is kept: `ctx.state[STATE_KEY]`."""
-"""Seconds the shutdown waits for the last spans to be exported."""
 
 
 class OpenTelemetryTracer:

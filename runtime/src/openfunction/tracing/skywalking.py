@@ -15,9 +15,9 @@ Per invocation:
 * for every `ctx.send`, an exit span under it (peer = the output's topic or component) whose
   `sw8` / `sw8-correlation` go into the outgoing inner event's metadata.
 
-Each invocation's segment is a record kept in its own `ctx.state`, never the agent's
-"active span", so concurrent invocations, `def` functions running in
-worker threads and sends made from them all get the right parents. The agent starts with the
+Each invocation's segment is made from what that invocation left on its own `ctx`, never from
+the agent's "active span", so concurrent invocations, `def` functions running in worker
+threads and sends made from them all get the right parents. The agent starts with the
 first invocation; the records are queued (at most `SW_AGENT_TRACE_REPORTER_MAX_BUFFER_SIZE`,
 then dropped) and a reporter thread sends them in batches over the agent's channel
 (`skywalking_report`): a slow or absent collector never delays a function.
@@ -36,9 +36,8 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Mapping
 
 from openfunction.errors import ConfigError
-from openfunction.invocation import BINDING, TOPIC
 from openfunction.plugins.base import Plugin
-from openfunction.tracing.common import TraceSettings, host_header
+from openfunction.tracing.common import TraceSettings, host_header, trigger_kind
 from openfunction.tracing.common import failure as failure_reason
 from openfunction.tracing.skywalking_report import (
     Ref,
@@ -57,7 +56,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("openfunction.tracing")
 _time = time.time
-_EVENT_KINDS = (BINDING, TOPIC)
 
 OAP_SERVER_FIELD = "FUNC_CONTEXT.pluginsTracing.provider.oapServer"
 BACKEND_ENV = "SW_AGENT_COLLECTOR_BACKEND_SERVICES"
@@ -219,21 +217,21 @@ class SkyWalkingTracer:
         Most invocations made no send and asked for no id: they leave a plain tuple,
         `(seq, start, end, scope, carrier, trigger, failure)`, the cheapest thing to queue.
         """
+        captured = invocation.state.get(STATE_KEY)
+        if captured is _UNSAMPLED:
+            return
         failure: tuple[str, str] | None = None
         if invocation.error is not None or invocation.status_code >= 500:
             error = invocation.error
             failure = (failure_reason(invocation) or "",
                        type(error).__name__ if error is not None else "")
         end = invocation.ended_at or _time()
-        captured = invocation.state.get(STATE_KEY)
         item: "Capture | tuple[Any, ...]"
         if captured is None:
             request = invocation.request
             item = (self._next_seq(), invocation.started_at, end,
                     request.scope if request is not None else None,
                     invocation.carrier, invocation.trigger, failure)
-        elif captured is _UNSAMPLED:
-            return
         else:
             item = captured
             item.end, item.failure = end, failure
@@ -325,7 +323,7 @@ class SkyWalkingTracer:
               ) -> tuple[str | None, str | None, tuple[tuple[str, str], ...]]:
         """The caller's `sw8` and `sw8-correlation`, and the entry span's invocation tags."""
         if scope is None:
-            kind = trigger if trigger in _EVENT_KINDS else ""
+            kind = trigger_kind(trigger)
             tags = self._event_tags.get(kind)
             if tags is None:
                 tags = self._event_tags[kind] = (

@@ -7,8 +7,9 @@ gathered every `REPORT_INTERVAL` seconds, or as soon as `MAX_BATCH` segments wai
 encodes them by hand in the protocol's wire format (`SegmentObject` of skywalking/v3
 Tracing.proto, everything constant encoded once at start-up, the per-endpoint tags once per
 endpoint) and sends them with `TraceSegmentReportService/collectInSync`: one RPC per batch
-of at most `MAX_BATCH` segments. The RPC goes over the agent's own gRPC channel (TLS and authentication as the
-agent is configured); the agent keeps the instance registration and heartbeats.
+of at most `MAX_BATCH` segments. The RPC goes over the agent's own gRPC channel (TLS and
+authentication as the agent is configured); the agent keeps the instance registration and
+heartbeats.
 
 Nothing here ever blocks an invocation: a full queue drops the segment (counted and
 logged), a failing collector costs the batch in flight and the reporter backs off.
@@ -206,9 +207,6 @@ class SegmentReporter:
         self._thread: threading.Thread | None = None
         self._failing = False
         self._warned_full = 0.0
-
-    def full(self) -> bool:
-        return len(self.pending) >= self.max_pending
 
     def submit(self, record: Any) -> None:
         """Queue a finished segment (never blocks; drops it when the queue is full)."""
