@@ -56,6 +56,8 @@ class OTLPReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
         self.requests = 0
+        self.metadata: list[dict[str, str]] = []
+        """The gRPC metadata (headers) of each request."""
         self._changed = threading.Condition()
         self._server: grpc.Server | None = None
         self.port = 0
@@ -67,6 +69,7 @@ class OTLPReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     def Export(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
         with self._changed:
             self.requests += 1
+            self.metadata.append(dict(context.invocation_metadata()))
             for resource_spans in request.resource_spans:
                 resource = attributes(resource_spans.resource.attributes)
                 for scope_spans in resource_spans.scope_spans:

@@ -170,3 +170,24 @@ def test_tracing_off_makes_no_spans_and_loads_no_plugin(make_function, spans):
     assert fn.client.get("/").text == "x"
     assert spans.get_finished_spans() == ()
     assert not fn.runner.pipeline
+
+
+def test_propagators_that_read_other_headers_are_given_all_of_them():
+    from openfunction.tracing.opentelemetry import _exact_propagators
+
+    assert _exact_propagators({}) and _exact_propagators({"OTEL_PROPAGATORS": "b3, tracecontext"})
+    assert not _exact_propagators({"OTEL_PROPAGATORS": "tracecontext,jaeger"})
+
+
+def test_a_provider_the_starter_cannot_serve_gets_spans_from_the_sdk_tracer(make_function, spans,
+                                                                              monkeypatch):
+    from openfunction.tracing.otel_spans import RecordingSpan, SpanStarter
+
+    monkeypatch.setattr(SpanStarter, "for_provider", classmethod(lambda cls, p, s: None))
+    fn = make_function("def hello(request):\n    raise KeyError('k')\n", "hello",
+                       context("hello-otel"))
+    assert fn.client.get("/", headers={"traceparent": TRACEPARENT}).status_code == 500
+    (span,) = spans.get_finished_spans()
+    assert not isinstance(span, RecordingSpan)  # the SDK's read-only copy of its span
+    assert hexid(span.context.trace_id, 32) == UPSTREAM_TRACE
+    assert span.status.status_code is StatusCode.ERROR and span.events[0].name == "exception"

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from openfunction.cli import main
-from openfunction.config import Component, Exporter, parse_function_context
+from openfunction.config import Exporter, parse_function_context
 from openfunction.errors import ConfigError
-from openfunction.invocation import BINDING, HTTP, Invocation
-from openfunction.tracing.common import TraceSettings, expand_baggage, failure, incoming_carrier
+from openfunction.invocation import HTTP, Invocation
+from openfunction.tracing.common import TraceSettings, expand_baggage, failure
 from openfunction.tracing.opentelemetry import make_exporter
 from openfunction.tracing.skywalking import parse_oap_server
 
@@ -32,13 +32,6 @@ def test_func_instance_and_namespace_tags_win_over_configured_ones():
     assert (settings.service, settings.instance, settings.runtime) == ("fn", "fn-abc", "Async")
 
 
-def test_event_tags_name_the_building_block():
-    cfg = config(SW)
-    settings = TraceSettings.from_config(cfg)
-    inv = Invocation(cfg, BINDING, input=Component("cron", "cron", "bindings.cron"))
-    assert settings.invocation_tags(inv) == [("runtime", "Async"), ("component.type", "bindings")]
-
-
 def test_baggage_in_header_form_is_decoded():
     assert expand_baggage({"key": "sw8-correlation", "value": "a2V5:dmFsdWU=,bad,eA==:eQ=="}) == {
         "key": "value", "x": "y"}
@@ -47,15 +40,13 @@ def test_baggage_in_header_form_is_decoded():
     assert expand_baggage({"CONSUMER_KEY": "of"}) == {"CONSUMER_KEY": "of"}
 
 
-def test_failure_and_carrier():
+def test_failure():
     inv = Invocation(config(SW), HTTP)
-    assert failure(inv) is None and incoming_carrier(inv) == {}
+    assert failure(inv) is None
     inv.status_code = 502
     assert "502" in failure(inv)
     inv.error = KeyError("k")
     assert failure(inv) == "KeyError: 'k'"
-    inv.carrier = {"sw8": "x"}
-    assert incoming_carrier(inv) == {"sw8": "x"}
 
 
 @pytest.mark.parametrize("value, problem", [
@@ -119,3 +110,13 @@ def test_exporter_options_are_read():
                                          timeout="500ms", compression="gzip"), "", {})
     assert exporter._timeout == 0.5
     assert ("api-key", "s x") in tuple(exporter._headers)
+
+
+def test_scan_headers_reads_the_host_and_the_wanted_headers_in_one_pass():
+    from openfunction.tracing.common import scan_headers
+
+    scope = {"headers": [(b"host", b"fn.test"), (b"traceparent", b"00-x"), (b"accept", b"*/*")]}
+    assert scan_headers(scope, frozenset({b"traceparent", b"baggage"})) == (
+        b"fn.test", {"traceparent": "00-x"})
+    assert scan_headers(scope, frozenset({b"baggage"})) == (b"fn.test", None)
+    assert scan_headers(scope, None) == (b"fn.test", {"traceparent": "00-x", "accept": "*/*"})

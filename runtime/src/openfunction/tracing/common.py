@@ -23,7 +23,7 @@ import binascii
 import os
 import socket
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import unquote
 
 from openfunction.config import FunctionConfig
@@ -64,24 +64,6 @@ class TraceSettings:
             baggage=expand_baggage(tracing.baggage if tracing else {}),
         )
 
-    def span_tags(self, invocation: Invocation) -> list[tuple[str, str]]:
-        """All tags of the entry span of `invocation`."""
-        return [*self.invocation_tags(invocation), *self.tags]
-
-    def invocation_tags(self, invocation: Invocation) -> list[tuple[str, str]]:
-        """The tags that depend on the invocation (the rest are in `tags`)."""
-        tags: list[tuple[str, str]] = []
-        request = invocation.request
-        if request is not None:
-            scope = request.scope
-            tags.append(("http.method", scope.get("method", "")))
-            tags.append(("url", f"{_host(scope)}{scope.get('path', '')}"))
-        tags.append(("runtime", self.runtime))
-        kind = event_kind(invocation)
-        if kind:
-            tags.append(("component.type", kind))
-        return tags
-
 
 def instance_name(config: FunctionConfig, environ: Mapping[str, str]) -> str:
     return config.pod_name or environ.get("HOSTNAME") or socket.gethostname()
@@ -95,17 +77,6 @@ def event_kind(invocation: Invocation) -> str:
 def trigger_kind(trigger: str) -> str:
     """`bindings` or `pubsub` for the trigger of a Dapr event, else ``""``."""
     return trigger if trigger in (BINDING, TOPIC) else ""
-
-
-def incoming_carrier(invocation: Invocation) -> Mapping[str, str]:
-    """Where the caller's trace context is: the inner event's metadata, else HTTP headers
-    (lower-case names)."""
-    if invocation.carrier:
-        return invocation.carrier
-    if invocation.request is not None:
-        return {name.decode("latin-1"): value.decode("latin-1")
-                for name, value in invocation.request.scope["headers"]}
-    return {}
 
 
 def failure(invocation: Invocation) -> str | None:
@@ -162,11 +133,20 @@ def _b64(text: str) -> str:
     return base64.b64decode(text.encode(), validate=True).decode()
 
 
-def _host(scope: Mapping[str, object]) -> str:
-    for name, value in scope.get("headers", ()):  # type: ignore[attr-defined]
+def scan_headers(scope: Mapping[str, Any], wanted: frozenset[bytes] | None
+                 ) -> tuple[bytes, dict[str, str] | None]:
+    """The `Host` header of an HTTP request and its headers named in `wanted` (lower case;
+    None: all of them), in one pass; None when it has none of those."""
+    host = b""
+    found: dict[str, str] | None = None
+    for name, value in scope.get("headers", ()):
         if name == b"host":
-            return host_header(value, scope)
-    return host_header(b"", scope)
+            host = value
+        elif wanted is None or name in wanted:
+            if found is None:
+                found = {}
+            found[name.decode("latin-1")] = value.decode("latin-1")
+    return host, found
 
 
 def host_header(host: bytes, scope: Mapping[str, object]) -> str:

@@ -17,8 +17,11 @@ entries are added to the baggage. For each `ctx.send` a PRODUCER span under it, 
 goes into the outgoing inner event's metadata. The invocation's span is the current span while
 the function runs, so spans the function makes itself are its children.
 
-Spans are batched and exported from a background thread (`OTEL_BSP_*` tune it); a full queue
-drops spans, and an absent collector never delays the function.
+The invocation's spans are started on the provider by `otel_spans.SpanStarter` (the SDK's
+tracer costs several times a small request) and reach its span processors like any other;
+spans are batched and exported from a background thread (`OTEL_BSP_*` tune it) by
+`otlp_exporter`, which encodes them itself. A full queue drops spans, and an absent collector
+never delays the function.
 """
 
 from __future__ import annotations
@@ -33,7 +36,13 @@ from urllib.parse import unquote
 
 from openfunction.errors import ConfigError
 from openfunction.plugins.base import Plugin
-from openfunction.tracing.common import TraceSettings, event_kind, failure, incoming_carrier
+from openfunction.tracing.common import (
+    TraceSettings,
+    event_kind,
+    failure,
+    host_header,
+    scan_headers,
+)
 
 if TYPE_CHECKING:
     from openfunction.config import Exporter, FunctionConfig
@@ -59,15 +68,18 @@ class OpenTelemetryTracer:
         from opentelemetry import baggage, propagate, trace
         from opentelemetry import context as otel_context
         from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         from openfunction import __version__
+        from openfunction.tracing.otel_spans import SpanStarter
 
         self.settings = settings
         self._trace = trace
         self._baggage = baggage
         self._propagate = propagate
         self._context = otel_context
+        self._no_parent = otel_context.Context()  # immutable: one serves every root span
         self._SpanKind = SpanKind
         self._Status = Status
         self._StatusCode = StatusCode
@@ -81,20 +93,48 @@ class OpenTelemetryTracer:
             trace.set_tracer_provider(provider)
             self._owned = provider
         self._tracer = provider.get_tracer("openfunction", __version__)
+        starter = SpanStarter.for_provider(
+            provider, InstrumentationScope("openfunction", __version__))
+        self._start = starter.start if starter is not None else self._start_with_sdk
+        # The propagators' header names, when they read exactly those (W3C and B3 do);
+        # others (Jaeger's `uberctx-*` baggage, ...) are given every header.
+        self._fields: frozenset[str] | None = None
+        self._header_fields: frozenset[bytes] | None = None
+        if _exact_propagators(environ):
+            self._fields = frozenset(propagate.get_global_textmap().fields)
+            self._header_fields = frozenset(f.encode("latin-1") for f in self._fields)
         # The same for every span: on the resource of a provider made here (encoded once per
         # export batch), on each span of a provider someone else made.
         self._static = {} if self._owned is not None else dict(settings.tags)
 
     def enter(self, invocation: "Invocation") -> "_Entry":
-        parent = self._propagate.extract(incoming_carrier(invocation))
+        # one pass over the request headers for the url's host and the caller's context
+        request = invocation.request
+        incoming: Mapping[str, str] | None = None
+        if request is not None:
+            scope = request.scope
+            host, incoming = scan_headers(scope, self._header_fields)
+            attributes: dict[str, Any] = {
+                "http.method": scope.get("method", ""),
+                "url": f"{host_header(host, scope)}{scope.get('path', '')}",
+                "runtime": self.settings.runtime,
+            }
+        else:
+            attributes = {"runtime": self.settings.runtime}
+        kind = event_kind(invocation)
+        if kind:
+            attributes["component.type"] = kind
+        if self._static:
+            attributes.update(self._static)
+        carrier = invocation.carrier
+        if carrier:  # an inner event's metadata: the caller's context, whatever the headers
+            incoming = carrier if self._fields is None or not self._fields.isdisjoint(
+                carrier) else None
+        parent = self._propagate.extract(incoming) if incoming else self._no_parent
         for key, value in self.settings.baggage.items():
             parent = self._baggage.set_baggage(key, value, context=parent)
-        attributes: dict[str, str] = dict(self.settings.invocation_tags(invocation))
-        attributes.update(self._static)
-        kind = self._SpanKind.CONSUMER if event_kind(invocation) else self._SpanKind.SERVER
-        span = self._tracer.start_span(
-            self.settings.service, context=parent, kind=kind, attributes=attributes
-        )
+        span = self._start(self.settings.service, parent,
+                           self._SpanKind.CONSUMER if kind else self._SpanKind.SERVER, attributes)
         context = self._trace.set_span_in_context(span, parent)
         return _Entry(span, context, self._context.attach(context))
 
@@ -114,16 +154,16 @@ class OpenTelemetryTracer:
     def send(self, entry: "_Entry", message: "OutgoingMessage") -> None:
         output = message.output
         target = output.target or output.name
-        span = self._tracer.start_span(
-            self.settings.service,
-            context=entry.context,
-            kind=self._SpanKind.PRODUCER,
-            attributes={**self._static, "peer": target,
-                        "component.type": output.building_block},
-        )
+        span = self._start(self.settings.service, entry.context, self._SpanKind.PRODUCER,
+                           {**self._static, "peer": target,
+                            "component.type": output.building_block})
         self._propagate.inject(message.metadata, context=self._trace.set_span_in_context(
             span, entry.context))
         span.end()
+
+    def _start_with_sdk(self, name: str, parent: Any, kind: Any,
+                        attributes: dict[str, Any]) -> Any:
+        return self._tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
 
     def stop(self) -> None:
         provider = self._owned
@@ -136,6 +176,15 @@ class OpenTelemetryTracer:
         if done.is_alive():
             logger.warning("OpenTelemetry: %s did not take the last spans within %ss",
                            self.destination, CLOSE_TIMEOUT)
+
+
+EXACT_PROPAGATORS = frozenset({"tracecontext", "baggage", "b3", "b3multi", "none"})
+"""`OTEL_PROPAGATORS` entries whose propagators read only the header names they list."""
+
+
+def _exact_propagators(environ: Mapping[str, str]) -> bool:
+    names = environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")
+    return {name.strip().lower() for name in names.split(",") if name.strip()} <= EXACT_PROPAGATORS
 
 
 class _Entry:
@@ -267,7 +316,7 @@ def make_exporter(exporter: "Exporter | None", oap_server: str,
         )
 
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from openfunction.tracing.otlp_exporter import make_grpc_exporter
 
         if endpoint and "://" not in endpoint:
             endpoint = f"http://{endpoint}"
@@ -278,7 +327,7 @@ def make_exporter(exporter: "Exporter | None", oap_server: str,
                 "gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate,
                 "none": grpc.Compression.NoCompression,
             }[compression]
-        made = OTLPSpanExporter(endpoint=endpoint or None, **options)
+        made = make_grpc_exporter(endpoint=endpoint or None, **options)
         return made, f"OTLP/gRPC {endpoint or env_endpoint}"
     if protocol in ("http/protobuf", "http"):
         try:

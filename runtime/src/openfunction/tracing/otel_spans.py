@@ -1,0 +1,265 @@
+"""Spans the `opentelemetry` plugin makes for its invocations, without the SDK tracer's overhead.
+
+The SDK's `Tracer.start_span` validates each attribute into a `BoundedAttributes` behind a
+lock, asks the sampler, builds a span and then, at `end()`, a second read-only copy of it -
+several times what serving a small request costs. An invocation's span has a handful of
+string attributes the runtime wrote itself, so `SpanStarter` makes it directly: a
+`RecordingSpan` is both the live API span (current while the function runs, so the spans the
+function makes are its children, and writable: attributes, events, status) and the SDK
+`ReadableSpan` the provider's span processors receive when it ends.
+
+What the SDK decides stays the SDK's: the provider's resource, id generator and sampler (a
+sampler other than the default parent-based always-on is asked for every span) and its span
+processors, which see `on_start`, `on_end` (and the SDK's `_on_ending`) as for any other
+span.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.trace import Event, ReadableSpan, sampling
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+
+logger = logging.getLogger("openfunction.tracing")
+_time_ns = time.time_ns
+
+_SAMPLED = int(TraceFlags.SAMPLED)
+_RANDOM_TRACE_ID = int(getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
+_FLAGS = {value: TraceFlags(value) for value in range(256)}
+UNSET_STATUS = Status(StatusCode.UNSET)
+"""The status of every span until it is set (compared by identity when encoding)."""
+_ATTRIBUTE_TYPES = (str, bool, int, float)
+
+
+class RecordingSpan(trace_api.Span, ReadableSpan):
+    """A span recorded with plain writes, handed to the span processors by `end()`."""
+
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
+                 kind: SpanKind, attributes: dict[str, Any], starter: "SpanStarter",
+                 start_time: int) -> None:
+        # the fields `ReadableSpan.__init__` sets, set directly (a test keeps them in step);
+        # events and links stay shared empty tuples until the function adds one
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = None
+        self._instrumentation_scope = starter.scope
+        self._parent = parent
+        self._start_time = start_time
+        self._end_time: int | None = None
+        self._attributes = attributes
+        self._events: Any = ()
+        self._links: Any = ()
+        self._resource = starter.provider.resource
+        self._status = UNSET_STATUS
+        self._ending, self._ended = starter.end_hooks()
+
+    def get_span_context(self) -> SpanContext:
+        return self._context  # type: ignore[return-value]
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._end_time is not None:
+            return
+        if not isinstance(key, str) or not key:
+            logger.warning("OpenTelemetry: attribute key %r is not a non-empty string", key)
+            return
+        if value is None or not _valid_value(value):
+            logger.warning("OpenTelemetry: attribute %r has a value of type %s; use str, bool, "
+                           "int, float or a sequence of one of them", key, type(value).__name__)
+            return
+        self._attributes[key] = value if isinstance(value, _ATTRIBUTE_TYPES) else tuple(value)
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None,
+                  timestamp: int | None = None) -> None:
+        if self._end_time is None:
+            self._events = [*self._events, Event(name, dict(attributes or {}),
+                                                 timestamp or _time_ns())]
+
+    def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None) -> None:
+        if self._end_time is None and context is not None and context.is_valid:
+            self._links = [*self._links, Link(context, dict(attributes or {}))]
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(self, exception: BaseException,
+                         attributes: Mapping[str, Any] | None = None,
+                         timestamp: int | None = None, escaped: bool = False) -> None:
+        kind = type(exception)
+        module = kind.__module__
+        recorded = {
+            "exception.type": (f"{module}.{kind.__qualname__}"
+                               if module and module != "builtins" else kind.__qualname__),
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            recorded.update(attributes)
+        self.add_event("exception", recorded, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time or _time_ns()
+        for hook in self._ending:
+            hook(self)
+        for hook in self._ended:
+            hook(self)
+
+    def __repr__(self) -> str:
+        return f"RecordingSpan(name={self._name!r}, context={self._context!r})"
+
+
+class SpanStarter:
+    """Starts `RecordingSpan`s on a provider: its resource, ids, sampler and processors."""
+
+    def __init__(self, provider: Any, processor: Any, scope: InstrumentationScope) -> None:
+        self.provider = provider
+        self.processor = processor
+        self.scope = scope
+        self._planned_for: Any = _NOT_PLANNED
+        self._plan: tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]] = ((), (), ())
+        self._ids = provider.id_generator
+        sampler = provider.sampler
+        self._sampler = None if sampler is sampling.DEFAULT_ON else sampler
+        self._random_ids = _RANDOM_TRACE_ID if _ids_are_random(self._ids) else 0
+
+    @classmethod
+    def for_provider(cls, provider: Any, scope: InstrumentationScope) -> "SpanStarter | None":
+        """A starter for an SDK `TracerProvider` whose span processors it can reach, else None
+        (spans are then made by the SDK's tracer)."""
+        processor = getattr(provider, "_active_span_processor", None)
+        if processor is None or getattr(provider, "_disabled", False) or not all(
+            hasattr(provider, name) for name in ("resource", "id_generator", "sampler")
+        ):
+            return None
+        return cls(provider, processor, scope)
+
+    def start(self, name: str, parent: "otel_context.Context | None", kind: SpanKind,
+              attributes: dict[str, Any]) -> trace_api.Span:
+        """A started span under the span of `parent` (a root span without one)."""
+        parent_span = trace_api.get_current_span(parent).get_span_context() if parent else None
+        if parent_span is not None and not parent_span.is_valid:
+            parent_span = None
+        if parent_span is None:
+            trace_id = self._ids.generate_trace_id()
+            random_ids = self._random_ids
+        else:
+            trace_id = parent_span.trace_id
+            random_ids = parent_span.trace_flags & _RANDOM_TRACE_ID
+        if self._sampler is None:
+            # parent-based, always on: follow the parent's decision, sample roots
+            sampled = parent_span is None or parent_span.trace_flags.sampled
+            trace_state = parent_span.trace_state if parent_span is not None else None
+        else:
+            result = self._sampler.should_sample(parent, trace_id, name, kind, attributes)
+            sampled = result.decision.is_sampled()
+            trace_state = result.trace_state
+            if not result.decision.is_recording():
+                sampled = None
+            elif result.attributes:
+                attributes.update(result.attributes)
+        flags = _FLAGS[(_SAMPLED if sampled else 0) | random_ids]
+        context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, trace_state)
+        if sampled is None or (self._sampler is None and not sampled):
+            return NonRecordingSpan(context)
+        span = RecordingSpan(name, context, parent_span, kind, attributes, self, _time_ns())
+        for hook in self._hooks()[0]:
+            hook(span, parent_context=parent)
+        return span
+
+    def end_hooks(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """What a span calls when it ends: the processors' `_on_ending`, then `on_end`."""
+        plan = self._hooks()
+        return plan[1], plan[2]
+
+    def _hooks(self) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+        """The processors' `on_start`, `_on_ending` and `on_end` methods, leaving out those
+        known to do nothing (the SDK's batch and simple processors only act on `on_end`).
+        Worked out again whenever a processor is added to the provider."""
+        processors = getattr(self.processor, "_span_processors", None)
+        if processors is self._planned_for:
+            return self._plan
+        if processors is None:  # not the SDK's synchronous multi-processor: ask it all
+            listed: Any = (self.processor,)
+        else:
+            listed = processors
+        starts, endings, ends = [], [], []
+        for processor in listed:
+            kind = type(processor)
+            if getattr(kind, "on_start", None) not in _NO_OP_HOOKS:
+                starts.append(processor.on_start)
+            ending = getattr(processor, "_on_ending", None)
+            if ending is not None and getattr(kind, "_on_ending", None) not in _NO_OP_HOOKS:
+                endings.append(ending)
+            ends.append(processor.on_end)
+        self._plan = (tuple(starts), tuple(endings), tuple(ends))
+        self._planned_for = processors
+        return self._plan
+
+
+_NOT_PLANNED = object()
+
+
+def _no_op_hooks() -> frozenset[Any]:
+    """`on_start` / `_on_ending` of the SDK's processors whose bodies are `pass`."""
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    return frozenset(
+        getattr(kind, name)
+        for kind in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
+        for name in ("on_start", "_on_ending")
+        if hasattr(kind, name)
+    )
+
+
+_NO_OP_HOOKS = _no_op_hooks()
+
+
+def _valid_value(value: Any) -> bool:
+    if isinstance(value, _ATTRIBUTE_TYPES):
+        return True
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        kinds = {type(item) for item in value if item is not None}
+        return len(kinds) <= 1 and kinds <= set(_ATTRIBUTE_TYPES)
+    return False
+
+
+def _ids_are_random(ids: Any) -> bool:
+    check = getattr(ids, "is_trace_id_random", None)
+    return bool(check()) if check is not None else False
+
