@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 
 from openfunction.dapr import innerevent
-from support.dapr import Daprd, Mosquitto, mqtt_component, start_daprd, start_mosquitto, write_components
-from support.process import Process, free_port, run_function
+from support.dapr import start_mosquitto
 from support.skywalking_collector import SkyWalkingCollector, skywalking_collector, tags
+from support.traced_functions import TOPIC, consumer, producer
 
 pytestmark = pytest.mark.integration
 
-PRODUCER = """
-def handler(ctx, data):
-    ctx.send({"order": data}, "orders")        # a def function: sends from a worker thread
-    return {"sent": True}
-"""
-
-CONSUMER = """
-import json, os
-
-def handler(ctx, data):
-    with open(os.environ["RECEIVED"], "a") as out:
-        out.write(json.dumps(data) + "\\n")
-"""
-
-TOPIC = "orders"
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "tracing"
 
 
@@ -74,59 +56,6 @@ def tracing(collector: SkyWalkingCollector, **extra) -> dict:
             "tags": {"tag1": "value1"}, **extra}
 
 
-def pod(name: str) -> dict[str, str]:
-    return {"POD_NAME": f"{name}-0", "POD_NAMESPACE": "test"}
-
-
-@contextmanager
-def producer(tmp: Path, collector, broker: Mosquitto, source: Path | None = None,
-             target: str = "handler", **extra) -> Iterator[Process]:
-    """A Knative function whose output is the MQTT topic, with its own daprd."""
-    if source is None:
-        source = tmp / "producer.py"
-        source.write_text(PRODUCER)
-    resources = write_components(tmp / "producer-resources",
-                                 [mqtt_component("msgs", "pubsub.mqtt3", broker)])
-    ctx = {"name": "producer", "version": "v1", "runtime": "Knative",
-           "outputs": {"orders": {"componentName": "msgs", "componentType": "pubsub.mqtt3",
-                                  "uri": TOPIC}},
-           "pluginsTracing": tracing(collector, **extra)}
-    # The daprd of a function that only sends needs no app: nothing listens on its app port.
-    with start_daprd(resources, free_port(), app_id="producer", wait="outbound") as daprd:
-        env = {"FUNC_CONTEXT": json.dumps(ctx), **pod("producer"), **daprd.env}
-        with run_function(source, target, env=env) as fn:
-            yield fn
-
-
-@contextmanager
-def consumer(tmp: Path, collector, broker: Mosquitto, source: Path | None = None,
-             target: str = "handler") -> Iterator[tuple[Process, Daprd, Path]]:
-    """An Async function reading the MQTT topic, with its own daprd."""
-    if source is None:
-        source = tmp / "consumer.py"
-        source.write_text(CONSUMER)
-    received = tmp / "received.jsonl"
-    resources = write_components(tmp / "consumer-resources",
-                                 [mqtt_component("msgs", "pubsub.mqtt3", broker)])
-    port = free_port()
-    ctx = {"name": "consumer", "version": "v1", "runtime": "Async", "port": str(port),
-           "inputs": {"in": {"componentName": "msgs", "componentType": "pubsub.mqtt3",
-                             "uri": TOPIC}},
-           "pluginsTracing": tracing(collector)}
-    with ExitStack() as stack:
-        daprd = stack.enter_context(start_daprd(resources, port, app_id="consumer",
-                                                wait="outbound"))
-        env = {"FUNC_CONTEXT": json.dumps(ctx), **pod("consumer"), **daprd.env,
-               "RECEIVED": str(received)}
-        fn = stack.enter_context(run_function(source, target, env=env, port=port))
-        deadline = time.monotonic() + 20
-        while not daprd.metadata().get("subscriptions"):
-            assert time.monotonic() < deadline, f"daprd never subscribed:\n{daprd.log}\n{fn.log}"
-            time.sleep(0.1)
-        time.sleep(0.3)  # the MQTT subscription reaches the broker
-        yield fn, daprd, received
-
-
 def entry_of(segment):
     (entry,) = [s for s in segment.spans if s.spanType == 0]
     return entry
@@ -135,7 +64,7 @@ def entry_of(segment):
 def test_send_makes_an_exit_span_whose_sw8_rides_in_the_inner_event(tmp_path, collector, broker):
     baggage = {"key": "sw8-correlation", "value": f"{b64('tenant')}:{b64('acme')}"}
     with broker.subscribe(TOPIC) as subscription, \
-            producer(tmp_path, collector, broker, baggage=baggage) as fn:
+            producer(tmp_path, tracing(collector, baggage=baggage), broker) as fn:
         r = httpx.post(fn.url, json={"n": 1}, timeout=10)
         assert r.status_code == 200 and r.json() == {"sent": True}, fn.log
         (message,) = subscription.wait_for(1)
@@ -170,7 +99,7 @@ def go_inner_event(sw8: str, payload: bytes) -> str:
 def test_async_function_continues_the_trace_of_a_go_inner_event(tmp_path, collector, broker):
     sw8 = "-".join(["1", b64("go-trace-1"), b64("go-segment-1"), "1", b64("upstream"),
                     b64("upstream-0"), b64("upstream"), b64(TOPIC)])
-    with consumer(tmp_path, collector, broker) as (fn, daprd, received):
+    with consumer(tmp_path, tracing(collector), broker) as (fn, daprd, received):
         daprd.publish("msgs", TOPIC, go_inner_event(sw8, b'{"n":7}'))
         (segment,) = collector.wait_for_segments("consumer")
     assert received.read_text().splitlines() == ['{"n": 7}']
@@ -192,9 +121,10 @@ def test_one_trace_from_http_through_two_functions_and_daprd(tmp_path, collector
     one trace, two services, the producer's exit span the parent of the consumer's entry."""
     upstream = "-".join(["1", b64("e2e-trace"), b64("client-segment"), "2", b64("client"),
                          b64("client-0"), b64("/buy"), b64("producer:8080")])
-    with consumer(tmp_path, collector, broker, SAMPLE / "async" / "main.py", "handle") as (
-            handler, _, _), \
-            producer(tmp_path, collector, broker, SAMPLE / "sync" / "main.py", "accept") as fn:
+    with consumer(tmp_path, tracing(collector), broker, SAMPLE / "async" / "main.py",
+                  "handle") as (handler, _, _), \
+            producer(tmp_path, tracing(collector), broker, SAMPLE / "sync" / "main.py",
+                     "accept") as fn:
         r = httpx.post(fn.url, json={"item": "lamp"}, headers={"sw8": upstream}, timeout=10)
         assert r.status_code == 200 and r.json() == {"accepted": {"item": "lamp", "quantity": 1}}
         (a,) = collector.wait_for_segments("producer")
