@@ -153,8 +153,8 @@ def host_header(host: bytes, scope: Mapping[str, object]) -> str:
     """The `Host` header's value, else the address the server listens on."""
     if host:
         return host.decode("latin-1")
-    server = scope.get("server")
+    server: Any = scope.get("server")
     if server:
-        host, port = server  # type: ignore[misc]
-        return f"{host}:{port}"
+        address, port = server
+        return f"{address}:{port}"
     return ""

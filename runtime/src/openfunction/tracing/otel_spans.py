@@ -86,7 +86,8 @@ class RecordingSpan(trace_api.Span, ReadableSpan):
             logger.warning("OpenTelemetry: attribute %r has a value of type %s; use str, bool, "
                            "int, float or a sequence of one of them", key, type(value).__name__)
             return
-        self._attributes[key] = value if isinstance(value, _ATTRIBUTE_TYPES) else tuple(value)
+        attributes: dict[str, Any] = self._attributes  # type: ignore[assignment]
+        attributes[key] = value if isinstance(value, _ATTRIBUTE_TYPES) else tuple(value)
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():

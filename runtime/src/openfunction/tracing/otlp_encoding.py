@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind
 
 from openfunction.tracing.otel_spans import UNSET_STATUS, RecordingSpan
 
@@ -155,7 +155,7 @@ class SpanEncoder:
         """The runtime's own span as most are: no events, links, status or trace state.
         Protobuf fields may come in any order, so what is the same from span to span (name,
         kind, status, flags) is one cached piece."""
-        context = span._context
+        context: SpanContext = span._context  # type: ignore[assignment]  # set by the starter
         parent = span._parent
         remote = None if parent is None else parent.is_remote
         key = (span._name, id(span._kind), remote)  # (an Enum member hashes in Python)
@@ -304,8 +304,10 @@ class SpanEncoder:
         return cached[1]
 
     def _trim(self) -> None:
-        for cache in (*self._attributes.values(), self._names, self._constants, self._parents,
-                      self._resources, self._scopes):
+        caches: list[dict[Any, Any]] = [*self._attributes.values(), self._names,
+                                        self._constants, self._parents, self._resources,
+                                        self._scopes]
+        for cache in caches:
             if len(cache) > CACHE_LIMIT:
                 cache.clear()
 

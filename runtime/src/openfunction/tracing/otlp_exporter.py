@@ -55,7 +55,7 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
     def _use_bytes_stub(self) -> None:
         channel = getattr(self, "_channel", None)
         if channel is not None and not isinstance(self._client, _BytesTraceStub):
-            self._client = _BytesTraceStub(channel)
+            self._client = _BytesTraceStub(channel)  # type: ignore[assignment]
 
     def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
         return EncodedRequest(self._encoder.encode_request(data))

@@ -233,8 +233,8 @@ class SkyWalkingTracer:
                     request.scope if request is not None else None,
                     invocation.carrier, invocation.trigger, failure)
         else:
+            captured.end, captured.failure = end, failure
             item = captured
-            item.end, item.failure = end, failure
         pending = self._pending
         if len(pending) < self._max_pending:
             pending.append(item)
@@ -300,7 +300,7 @@ class SkyWalkingTracer:
             capture = Capture(seq, start, scope, carrier, trigger)
             capture.end, capture.failure = end, failure
         else:
-            capture = item
+            capture = item  # type: ignore[assignment]  # not a tuple: a Capture
         return encoder.entry(encoder.segment(self.finished(capture)))
 
     @staticmethod
