@@ -20,7 +20,7 @@ VPY := $(VENV)/bin/python
 # Pinned upstream tool versions (built from their Go modules).
 PACK_VERSION ?= 0.38.2
 LIFECYCLE_VERSION ?= 0.20.11
-DAPR_VERSION ?= 1.16.0
+DAPR_VERSION ?= 1.16.5
 
 PACK := $(OFN_CACHE)/bin/pack-v$(PACK_VERSION)/pack
 LIFECYCLE_DIR := $(OFN_CACHE)/bin/lifecycle-v$(LIFECYCLE_VERSION)

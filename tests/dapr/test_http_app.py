@@ -99,3 +99,30 @@ def test_inner_event_through_http(client):
 def test_unknown_routes(client):
     assert client.post("/nowhere", content=b"x").status_code == 404
     assert client.get("/topics/orders").status_code == 404
+
+
+def test_with_an_app_token_only_events_carrying_it_are_taken(make_function):
+    from openfunction.dapr.app_token import AppToken
+
+    fn = make_function(SOURCE, FUNC_CONTEXT)
+    fn.services.sender = RecordingSender()
+
+    async def bind_loop():
+        import asyncio
+        fn.services.loop = asyncio.get_running_loop()
+
+    app = DaprHttpApp(EventDispatcher(fn.config, fn.runner), on_startup=[bind_loop],
+                      token=AppToken("s3cret"))
+    with TestClient(app) as client:
+        assert client.get("/dapr/subscribe").status_code == 200   # discovery stays open
+        assert client.options("/cron").status_code == 200
+        refused = [client.post("/cron", content=b'{"n":1}'),
+                   client.post("/cron", content=b'{"n":2}', headers={"dapr-api-token": "x"}),
+                   client.post("/topics/orders", content=cloudevent({"n": 3}))]
+        taken = client.post("/cron", content=b'{"n":4}', headers={"dapr-api-token": "s3cret"})
+        seen = fn.loaded.func.__globals__["SEEN"]
+    fn.runner.close()
+    assert [r.status_code for r in refused] == [401, 401, 401]
+    assert "dapr-api-token" in refused[0].text and taken.status_code == 200
+    # (the input reading the cron component is named `ticks`)
+    assert [(name, data) for name, data, _, _ in seen] == [("ticks", {"n": 4})]

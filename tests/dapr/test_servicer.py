@@ -16,6 +16,7 @@ from dapr.proto.runtime.v1 import appcallback_pb2_grpc as pb_grpc
 from google.protobuf import empty_pb2, struct_pb2
 
 from dapr_doubles import FUNC_CONTEXT, SOURCE, RecordingSender
+from openfunction.dapr.app_token import AppToken, grpc_interceptor
 from openfunction.dapr.dispatcher import EventDispatcher
 from openfunction.dapr.grpc_app import AppCallbackService
 
@@ -26,14 +27,15 @@ Status = pb.TopicEventResponse.TopicEventResponseStatus
 def serve(make_function):
     """Run `body(stub, fn)` against the servicer on a loopback port."""
 
-    def runner(body, source=SOURCE, func_context=FUNC_CONTEXT):
+    def runner(body, source=SOURCE, func_context=FUNC_CONTEXT, token=None):
         fn = make_function(source, func_context)
         sender = RecordingSender()
         fn.services.sender = sender
 
         async def main():
             fn.services.loop = asyncio.get_running_loop()
-            server = grpc.aio.server()
+            server = grpc.aio.server(
+                interceptors=[grpc_interceptor(AppToken(token))] if token else None)
             AppCallbackService(EventDispatcher(fn.config, fn.runner)).register(server)
             port = server.add_insecure_port("127.0.0.1:0")
             await server.start()
@@ -230,3 +232,35 @@ def test_events_run_concurrently(serve):
     elapsed, seen, _ = serve(body, source=source)
     assert sorted(seen) == list(range(20))
     assert elapsed < 1.5
+
+
+def test_with_an_app_token_only_events_carrying_it_are_taken(serve):
+    token = (("dapr-api-token", "s3cret"),)
+
+    async def body(stub, alpha, health):
+        bindings = await stub.ListInputBindings(empty_pb2.Empty())   # open: daprd asks
+        await health.HealthCheck(empty_pb2.Empty())                  # without the token
+        codes = []
+        for call in (
+            stub.OnBindingEvent(pb.BindingEventRequest(name="cron", data=b'{"n":1}')),
+            stub.OnBindingEvent(pb.BindingEventRequest(name="cron", data=b'{"n":2}'),
+                                metadata=(("dapr-api-token", "other"),)),
+            stub.OnTopicEvent(pb.TopicEventRequest(pubsub_name="bus", topic="orders",
+                                                   data=b'{"n":3}')),
+            alpha.OnBulkTopicEventAlpha1(pb.TopicEventBulkRequest(pubsub_name="bus",
+                                                                  topic="orders")),
+        ):
+            try:
+                await call
+                codes.append(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as error:
+                codes.append(error.code())
+        await stub.OnBindingEvent(pb.BindingEventRequest(name="cron", data=b'{"n":4}'),
+                                  metadata=token)
+        return list(bindings.bindings), codes
+
+    (bindings, codes), seen, _ = serve(body, token="s3cret")
+    assert bindings == ["cron"]
+    assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 4
+    # (the input reading the cron component is named `ticks`)
+    assert [(name, data) for name, data, _, _ in seen] == [("ticks", {"n": 4})]

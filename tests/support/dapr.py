@@ -32,7 +32,7 @@ import pytest
 
 from support.process import Process, free_port, start_process, wait_for_port
 
-DAPR_VERSION = "1.16.0"
+DAPR_VERSION = "1.16.5"
 DEFAULT_DAPRD = Path(os.environ.get("OFN_CACHE", Path.home() / ".cache/ofn-python")) / (
     f"bin/daprd-v{DAPR_VERSION}/daprd"
 )
@@ -334,7 +334,8 @@ def start_daprd(resources: str | os.PathLike[str], app_port: int | None, *,
                 app_id: str = "function", app_protocol: str = "grpc",
                 config: str | os.PathLike[str] | None = None,
                 wait: str = "outbound", timeout: float = 30.0,
-                log_level: str = "info", extra_args: Sequence[str] = ()) -> Iterator[Daprd]:
+                log_level: str = "info", extra_args: Sequence[str] = (),
+                env: Mapping[str, str] | None = None) -> Iterator[Daprd]:
     """Run daprd standalone (no placement, no scheduler, no Kubernetes) on loopback ports.
 
     `app_port` None: a sidecar for outputs only (no app callbacks). `wait`: "outbound"
@@ -372,7 +373,7 @@ def start_daprd(resources: str | os.PathLike[str], app_port: int | None, *,
     quiet.write_text(json.dumps(configuration("ofn-nameresolution", {
         "nameResolution": {"component": "kubernetes"}})))
     cmd += ["--config", str(quiet)]
-    with start_process(cmd, env={"HOME": str(home), "DAPR_HOST_IP": "127.0.0.1"},
+    with start_process(cmd, env={"HOME": str(home), "DAPR_HOST_IP": "127.0.0.1", **(env or {})},
                        name="daprd") as process:
         daprd = Daprd(process, app_id, app_port, ports)
         if wait != "none":

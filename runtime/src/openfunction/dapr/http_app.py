@@ -8,6 +8,9 @@
     POST /topics/<input name>      a topic event (CloudEvent JSON, or the raw payload with
                                    rawPayload); 200 {"status": "SUCCESS" | "RETRY" | "DROP"}
     GET  /healthz                  200 (for `--enable-app-health-check`)
+
+With `APP_API_TOKEN` set (`app_token`), an event (POST) without that `dapr-api-token` header
+gets 401.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from openfunction.dapr.app_token import HEADER as TOKEN_HEADER
+from openfunction.dapr.app_token import AppToken
 from openfunction.dapr.dispatcher import EventDispatcher, subscription_of
 from openfunction.dapr.events import is_json_type
 from openfunction.dapr.outcome import Outcome
@@ -53,8 +58,9 @@ class DaprHttpApp:
     """An ASGI app answering daprd's HTTP callbacks."""
 
     def __init__(self, dispatcher: EventDispatcher, *, on_startup: list[Hook] | None = None,
-                 on_shutdown: list[Hook] | None = None) -> None:
+                 on_shutdown: list[Hook] | None = None, token: AppToken | None = None) -> None:
         self.dispatcher = dispatcher
+        self.token = token
         self.on_startup = list(on_startup or [])
         self.on_shutdown = list(on_shutdown or [])
         subscriptions = dispatcher.subscriptions
@@ -80,6 +86,9 @@ class DaprHttpApp:
 
     async def _handle(self, request: Request) -> Response:
         path, method = request.url.path, request.method
+        if method in ("POST", "PUT") and self.token is not None and not self.token.accepts(
+                request.headers.get(TOKEN_HEADER)):
+            return PlainTextResponse(f"Unauthorized: missing or wrong {TOKEN_HEADER}\n", 401)
         if method == "GET":
             if path == "/dapr/subscribe":
                 return JSONResponse(self._subscriptions)

@@ -106,11 +106,13 @@ async def _serve_grpc(fn: "Function", dispatcher: EventDispatcher, connection: D
                       host: str, grace_period: float) -> bool:
     import grpc.aio
 
+    from openfunction.dapr.app_token import AppToken, grpc_interceptor
     from openfunction.dapr.grpc_app import AppCallbackService
 
     loop = asyncio.get_running_loop()
     fn.services.loop = loop
-    server = grpc.aio.server(options=[
+    token = AppToken.from_environ(os.environ)
+    server = grpc.aio.server(interceptors=[grpc_interceptor(token)] if token else None, options=[
         ("grpc.so_reuseport", 0),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -191,6 +193,7 @@ async def _close(fn: "Function", connection: DaprConnection) -> None:
 
 def _serve_http(fn: "Function", dispatcher: EventDispatcher, connection: DaprConnection,
                 host: str, grace_period: float) -> None:
+    from openfunction.dapr.app_token import AppToken
     from openfunction.dapr.http_app import DaprHttpApp
     from openfunction.server import serve
 
@@ -202,7 +205,8 @@ def _serve_http(fn: "Function", dispatcher: EventDispatcher, connection: DaprCon
         await dispatcher.drain(grace_period)
         await _close(fn, connection)
 
-    app = DaprHttpApp(dispatcher, on_startup=[start], on_shutdown=[stop])
+    app = DaprHttpApp(dispatcher, on_startup=[start], on_shutdown=[stop],
+                      token=AppToken.from_environ(os.environ))
     logger.info("serving Dapr app callbacks (HTTP) on %s:%s", host, fn.config.port)
     level = logging.getLevelName(logging.getLogger("openfunction").getEffectiveLevel())
     serve(app, host, fn.config.port, grace_period=grace_period,
