@@ -27,7 +27,10 @@ TICKS = """
 
 
 def ticker(tmp_path, protocol: str, app_token: str):
-    """A cron-fed function with `APP_API_TOKEN=app_token`, and the env it runs with."""
+    """A function fed by a cron binding every second, with `APP_API_TOKEN=app_token`: its
+    daprd's resources, source, env, port, sidecar ports and the file it counts ticks in."""
+    resources = write_components(tmp_path / "resources", [
+        component("cron", "bindings.cron", schedule="@every 1s")])
     source = tmp_path / "main.py"
     source.write_text(textwrap.dedent(TICKS))
     ticks = tmp_path / "ticks.txt"
@@ -35,7 +38,7 @@ def ticker(tmp_path, protocol: str, app_token: str):
     ctx = function_context("ticker", port, inputs={"cron": input_binding("cron")})
     env = function_env(ctx, ports, APP_PROTOCOL=protocol, APP_API_TOKEN=app_token,
                        TICKS=str(ticks))
-    return source, env, port, ports, ticks
+    return resources, source, env, port, ports, ticks
 
 
 def forged_event(protocol: str, port: int):
@@ -54,9 +57,7 @@ def forged_event(protocol: str, port: int):
 @pytest.mark.integration
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_a_daprd_with_the_same_token_feeds_the_function_and_nobody_else_can(tmp_path, protocol):
-    resources = write_components(tmp_path / "resources", [
-        component("cron", "bindings.cron", schedule="@every 1s")])
-    source, env, port, ports, ticks = ticker(tmp_path, protocol, "s3cret")
+    resources, source, env, port, ports, ticks = ticker(tmp_path, protocol, "s3cret")
     with run_function(source, "handler", env=env, port=port) as fn, \
             start_daprd(resources, port, ports=ports, app_protocol=protocol, wait="app",
                         env={"APP_API_TOKEN": "s3cret"}):
@@ -72,9 +73,7 @@ def test_a_daprd_with_the_same_token_feeds_the_function_and_nobody_else_can(tmp_
 @pytest.mark.integration
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_a_daprd_with_another_token_is_turned_away_with_a_clear_error(tmp_path, protocol):
-    resources = write_components(tmp_path / "resources", [
-        component("cron", "bindings.cron", schedule="@every 1s")])
-    source, env, port, ports, ticks = ticker(tmp_path, protocol, "s3cret")
+    resources, source, env, port, ports, ticks = ticker(tmp_path, protocol, "s3cret")
     with run_function(source, "handler", env=env, port=port) as fn, \
             start_daprd(resources, port, ports=ports, app_protocol=protocol, wait="outbound",
                         env={"APP_API_TOKEN": "other"}):

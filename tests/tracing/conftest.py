@@ -38,6 +38,15 @@ class LocalFunction:
     config: Any
 
 
+@pytest.fixture(scope="module")
+def broker():
+    """A real Mosquitto on 127.0.0.1, for the tests of traces across Dapr."""
+    from support.dapr import start_mosquitto
+
+    with start_mosquitto() as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def otel_exporter():
     from opentelemetry import trace

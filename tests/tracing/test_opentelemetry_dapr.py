@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from openfunction.dapr import innerevent
-from support.dapr import start_mosquitto
 from support.otlp_receiver import OTLPReceiver, otlp_receiver
 from support.traced_functions import TOPIC, consumer, producer
 
@@ -32,12 +31,6 @@ def receiver():
 @pytest.fixture(autouse=True)
 def fresh_receiver(receiver):
     receiver.spans.clear()
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with start_mosquitto() as running:
-        yield running
 
 
 def tracing(receiver: OTLPReceiver, **extra) -> dict:

@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from openfunction.dapr import innerevent
-from support.dapr import start_mosquitto
 from support.skywalking_collector import SkyWalkingCollector, skywalking_collector, tags
 from support.traced_functions import TOPIC, consumer, producer
 
@@ -30,12 +29,6 @@ def collector():
 @pytest.fixture(autouse=True)
 def fresh_collector(collector):
     collector.clear()
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with start_mosquitto() as running:
-        yield running
 
 
 def b64(text: str) -> str:

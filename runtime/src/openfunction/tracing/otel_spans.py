@@ -52,7 +52,7 @@ class RecordingSpan(trace_api.Span, ReadableSpan):
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
                  kind: SpanKind, attributes: dict[str, Any], starter: "SpanStarter",
-                 start_time: int) -> None:
+                 start_time: int, end_hooks: tuple[tuple[Any, ...], tuple[Any, ...]]) -> None:
         # the fields `ReadableSpan.__init__` sets, set directly (a test keeps them in step);
         # events and links stay shared empty tuples until the function adds one
         self._name = name
@@ -68,7 +68,7 @@ class RecordingSpan(trace_api.Span, ReadableSpan):
         self._links: Any = ()
         self._resource = starter.provider.resource
         self._status = UNSET_STATUS
-        self._ending, self._ended = starter.end_hooks()
+        self._ending, self._ended = end_hooks
 
     def get_span_context(self) -> SpanContext:
         return self._context  # type: ignore[return-value]
@@ -197,15 +197,12 @@ class SpanStarter:
         context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, trace_state)
         if sampled is None or (self._sampler is None and not sampled):
             return NonRecordingSpan(context)
-        span = RecordingSpan(name, context, parent_span, kind, attributes, self, _time_ns())
-        for hook in self._hooks()[0]:
+        starts, endings, ends = self._hooks()
+        span = RecordingSpan(name, context, parent_span, kind, attributes, self, _time_ns(),
+                             (endings, ends))
+        for hook in starts:
             hook(span, parent_context=parent)
         return span
-
-    def end_hooks(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        """What a span calls when it ends: the processors' `_on_ending`, then `on_end`."""
-        plan = self._hooks()
-        return plan[1], plan[2]
 
     def _hooks(self) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
         """The processors' `on_start`, `_on_ending` and `on_end` methods, leaving out those

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace import SpanKind
 
 from openfunction.tracing.otel_spans import UNSET_STATUS, RecordingSpan
 
@@ -105,9 +105,8 @@ class SpanEncoder:
         self._attributes: dict[bytes, dict[tuple[Any, ...], bytes]] = {}
         """Encoded attribute fields (tag included) by tag, then by key and value (and the
         value's type, but for strings: `True == 1`)."""
-        self._names: dict[str, bytes] = {}
-        self._constants: dict[tuple[str, int, bool | None], bytes] = {}
-        self._parents: dict[int, bytes] = {}
+        self._names: dict[tuple[str, int], bytes] = {}
+        """The name and kind fields, by name and kind."""
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
 
@@ -146,38 +145,7 @@ class SpanEncoder:
 
     def encode_span(self, span: ReadableSpan) -> bytes:
         """One `Span` field of a `ScopeSpans` (tag included)."""
-        if (span.__class__ is RecordingSpan and span._status is _UNSET and not span._events
-                and not span._links and not span._context.trace_state):  # type: ignore[union-attr]
-            return self._encode_plain(span)  # type: ignore[arg-type]
-        return self._encode_any(span)
-
-    def _encode_plain(self, span: RecordingSpan) -> bytes:
-        """The runtime's own span as most are: no events, links, status or trace state.
-        Protobuf fields may come in any order, so what is the same from span to span (name,
-        kind, status, flags) is one cached piece."""
-        context: SpanContext = span._context  # type: ignore[assignment]  # set by the starter
-        parent = span._parent
-        remote = None if parent is None else parent.is_remote
-        key = (span._name, id(span._kind), remote)  # (an Enum member hashes in Python)
-        constant = self._constants.get(key)
-        if constant is None:
-            constant = self._constants[key] = (
-                _field(_SPAN_NAME, span._name.encode()) + _KIND_FIELD[span._kind]
-                + _STATUS_UNSET + (_FLAGS_REMOTE if remote else _FLAGS_LOCAL))
-        parts = [_SPAN_TRACE_ID_16, context.trace_id.to_bytes(16, "big"),
-                 _SPAN_ID_8, context.span_id.to_bytes(8, "big"), constant,
-                 _SPAN_START, _pack_fixed64(span._start_time),  # type: ignore[arg-type]
-                 _SPAN_END, _pack_fixed64(span._end_time)]  # type: ignore[arg-type]
-        if parent is not None:
-            parts.append(_SPAN_PARENT_8)
-            parts.append(parent.span_id.to_bytes(8, "big"))
-        attributes = span._attributes
-        if attributes:
-            self._add_attributes(parts, attributes, _SPAN_ATTRIBUTE)
-        body = b"".join(parts)
-        return _SS_SPANS + _length(len(body)) + body
-
-    def _encode_any(self, span: ReadableSpan) -> bytes:
+        context: Any
         if span.__class__ is RecordingSpan:
             # the runtime's own spans: their fields, without the properties' copies
             context, parent, name, kind = span._context, span._parent, span._name, span._kind
@@ -190,24 +158,22 @@ class SpanEncoder:
             attributes, events, links = span.attributes, span.events, span.links
             dropped_attributes = span.dropped_attributes
             dropped_events, dropped_links = span.dropped_events, span.dropped_links
-        parts = [_SPAN_TRACE_ID_16, context.trace_id.to_bytes(16, "big"),  # type: ignore[union-attr]
-                 _SPAN_ID_8, context.span_id.to_bytes(8, "big")]  # type: ignore[union-attr]
-        if context.trace_state:  # type: ignore[union-attr]
-            parts.append(_field(_SPAN_TRACE_STATE, _trace_state(context.trace_state)))  # type: ignore[union-attr]
+        # name and kind: the same from span to span, encoded once (an Enum hashes in Python)
+        name_key = (name, id(kind))
+        name_and_kind = self._names.get(name_key)
+        if name_and_kind is None:
+            name_and_kind = self._names[name_key] = (
+                _field(_SPAN_NAME, name.encode()) + _KIND_FIELD[kind])
+        parts = [_SPAN_TRACE_ID_16, context.trace_id.to_bytes(16, "big"),
+                 _SPAN_ID_8, context.span_id.to_bytes(8, "big"), name_and_kind]
+        if context.trace_state:
+            parts.append(_field(_SPAN_TRACE_STATE, _trace_state(context.trace_state)))
         if parent is None:
-            flags = _FLAGS_LOCAL
+            parts.append(_FLAGS_LOCAL)
         else:
-            flags = _FLAGS_REMOTE if parent.is_remote else _FLAGS_LOCAL
-            encoded = self._parents.get(parent.span_id)
-            if encoded is None:
-                encoded = self._parents[parent.span_id] = (
-                    _SPAN_PARENT_8 + parent.span_id.to_bytes(8, "big"))
-            parts.append(encoded)
-        encoded = self._names.get(name)
-        if encoded is None:
-            encoded = self._names[name] = _field(_SPAN_NAME, name.encode())
-        parts.append(encoded)
-        parts.append(_KIND_FIELD[kind])
+            parts.append(_FLAGS_REMOTE if parent.is_remote else _FLAGS_LOCAL)
+            parts.append(_SPAN_PARENT_8)
+            parts.append(parent.span_id.to_bytes(8, "big"))
         if start:
             parts.append(_SPAN_START + _pack_fixed64(start))
         if end:
@@ -225,7 +191,6 @@ class SpanEncoder:
         if dropped_links:
             parts.append(_SPAN_DROPPED_LINKS + varint(dropped_links))
         parts.append(_STATUS_UNSET if status is _UNSET else _field(_SPAN_STATUS, _status(status)))
-        parts.append(flags)
         body = b"".join(parts)
         return _SS_SPANS + _length(len(body)) + body
 
@@ -305,8 +270,7 @@ class SpanEncoder:
 
     def _trim(self) -> None:
         caches: list[dict[Any, Any]] = [*self._attributes.values(), self._names,
-                                        self._constants, self._parents, self._resources,
-                                        self._scopes]
+                                        self._resources, self._scopes]
         for cache in caches:
             if len(cache) > CACHE_LIMIT:
                 cache.clear()

@@ -23,17 +23,13 @@ logger = logging.getLogger("openfunction.tracing")
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-class EncodedRequest(bytes):
-    """A serialised `ExportTraceServiceRequest`."""
-
-
 class _BytesTraceStub:
     """The trace service's Export method, taking the request already serialised."""
 
     def __init__(self, channel: Any) -> None:
         self.Export = channel.unary_unary(
             EXPORT_METHOD,
-            request_serializer=bytes,
+            request_serializer=bytes,  # the request is already bytes: passed through
             response_deserializer=ExportTraceServiceResponse.FromString,
         )
 
@@ -58,7 +54,7 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
             self._client = _BytesTraceStub(channel)  # type: ignore[assignment]
 
     def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
-        return EncodedRequest(self._encoder.encode_request(data))
+        return self._encoder.encode_request(data)
 
 
 def make_grpc_exporter(**options: Any) -> Any:
