@@ -11,8 +11,8 @@ CPU (`_common.paired`). The figure compared is the CPU time of each process (all
 per request it answered: at saturation throughput is its inverse, so the throughput 10
 plugins cost is 1 - 1/ratio, and the cost of one plugin is the difference in CPU time per
 request divided by the number of plugins. Medians over the rounds, the sides swapped from
-round to round. A second figure times `Pipeline.run` in-process around a no-op call
-(timeit, best of several repeats). The markdown report goes to stdout and
+round to round. A second figure times `FunctionRunner.run` in-process for the `async def`
+hello world with and without the plugins (timeit, best of several repeats). The markdown report goes to stdout and
 bench/results-plugins.md; progress to stderr.
 """
 
@@ -124,15 +124,14 @@ def make_server(cfg: Config, port: int, cpu: int, runtime_src: Path | None = Non
 
 
 def micro(number: int, repeat: int, runtime_src: Path | None = None) -> dict[tuple[str, int], float]:
-    """µs per invocation: Pipeline.run around a no-op call (count 0: the call alone)."""
+    """µs per invocation of `FunctionRunner.run` for the `async def` hello world, as the
+    server calls it, with 1 and 10 no-op plugins (count 0: no plugins)."""
     sys.path.insert(0, str(FIXTURES))
     if runtime_src:
         sys.path.insert(0, str(runtime_src))
     import noop_plugins  # noqa: F401 - bench/fixtures
-    from openfunction.config import FunctionConfig
+    from openfunction.cli import load, parse_options
     from openfunction.invocation import HTTP, Invocation
-    from openfunction.plugins import PluginResolver
-    from openfunction.plugins.pipeline import Pipeline
 
     try:
         import uvloop
@@ -140,30 +139,31 @@ def micro(number: int, repeat: int, runtime_src: Path | None = None) -> dict[tup
         loop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover
         loop = asyncio.new_event_loop()
-    config = FunctionConfig()
-    invocation = Invocation(config, HTTP)
 
-    async def call(inv: Invocation) -> None:
-        inv.result = None
+    def runner_for(plugin_names: list[str]):  # type: ignore[no-untyped-def]
+        context = {"name": "hello", "runtime": "Knative",
+                   "prePlugins": plugin_names, "postPlugins": plugin_names}
+        environ = {**os.environ, "FUNC_CONTEXT": json.dumps(context), "CONTEXT_MODE": "self-host"}
+        options = parse_options(["--source", str(FIXTURES / "hello.py"), "--target", "hello_async",
+                                 "--signature-type", "http"], environ)
+        return load(options, environ)
 
-    async def batch(make, n: int) -> None:  # type: ignore[no-untyped-def]
+    async def batch(fn, n: int) -> None:  # type: ignore[no-untyped-def]
+        run, config = fn.runner.run, fn.config
         for _ in range(n):
-            await make()
+            await run(Invocation(config, HTTP, request_id="bench"))
 
-    def time_it(make) -> float:  # type: ignore[no-untyped-def]
-        timer = timeit.Timer(lambda: loop.run_until_complete(batch(make, number)))
+    def time_it(fn) -> float:  # type: ignore[no-untyped-def]
+        timer = timeit.Timer(lambda: loop.run_until_complete(batch(fn, number)))
         timer.timeit(1)  # warm-up
         return min(timer.repeat(repeat=repeat, number=1)) / number * 1e6
 
     results: dict[tuple[str, int], float] = {}
     try:
-        results[("none", 0)] = time_it(lambda: call(invocation))
+        results[("none", 0)] = time_it(runner_for([]))
         for hooks in ("sync", "async"):
             for n in COUNTS:
-                resolver = PluginResolver()
-                plugins = resolver.resolve_all(Config("def", hooks, n).plugin_names(), "prePlugins")
-                pipeline = Pipeline(plugins, plugins)
-                results[(hooks, n)] = time_it(lambda p=pipeline: p.run(invocation, call))
+                results[(hooks, n)] = time_it(runner_for(Config("def", hooks, n).plugin_names()))
     finally:
         loop.close()
     return results
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     # in-process first, on the server's CPU, before any server runs there
     os.sched_setaffinity(0, {server_cpu})
     gate = make_gate(args)
-    progress("in-process Pipeline.run timing")
+    progress("in-process FunctionRunner.run timing")
     gate.settle()
     micro_us = micro(args.micro_number, args.micro_repeat, args.runtime_src)
     pin_self(client_cpu)
@@ -250,7 +250,7 @@ def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple
                      f"{(1 - 1 / s.ratio) * 100:.1f}%",
                      f"{s.added_us / cfg.count:+.2f} µs"])
 
-    mrows = [["no plugins (the call alone)", f"{micro_us[('none', 0)]:.2f} µs", "-"]]
+    mrows = [["no plugins", f"{micro_us[('none', 0)]:.2f} µs", "-"]]
     for name in ("sync", "async"):
         for n in COUNTS:
             t = micro_us[(name, n)]
@@ -300,7 +300,7 @@ def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple
         table(["function", "plugins", "CPU/request, no plugins", "CPU/request, plugins",
                "vs no plugins", "throughput lost", "cost per plugin"], rows, "llrrrrr"),
         "",
-        "## In-process: `Pipeline.run` around a no-op call",
+        "## In-process: `FunctionRunner.run`, `async def` hello world",
         "",
         f"uvloop loop, best of {args.micro_repeat} x {args.micro_number:,} invocations, on the "
         "server's CPU before any server runs.",

@@ -55,10 +55,21 @@ class FunctionRunner:
         """Run the function (and plugins) for `invocation`; never raises for user errors."""
         if self._signature is SignatureType.OPENFUNCTION:
             invocation.context = Context(invocation, self.services)
-        if self._plugins:
-            await self.pipeline.run(invocation, self._call)
-        else:
+        if not self._plugins:
             await self._call(invocation)
+        elif self.pipeline.inline:
+            # `Pipeline.run` for `def` hooks, without a coroutine of its own
+            pipeline = self.pipeline
+            go = pipeline.pre(invocation)
+            if go is not True and go is not False:
+                go = await go
+            if go:
+                await self._call(invocation)
+            pending = pipeline.post(invocation)
+            if pending is not None:
+                await pending
+        else:
+            await self.pipeline.run(invocation, self._call)
         if invocation.error is not None:
             logger.error(
                 "function %r failed (request %s)\n%s",
@@ -69,12 +80,17 @@ class FunctionRunner:
 
     async def _call(self, invocation: Invocation) -> None:
         try:
+            args: tuple[Any, ...]
             if self._signature is SignatureType.OPENFUNCTION:
-                result = await self.call(invocation.context, invocation.data)
+                args = (invocation.context, invocation.data)
             elif self._signature is SignatureType.CLOUDEVENT:
-                result = await self.call(invocation.event)
+                args = (invocation.event,)
             else:
-                result = await self.call(invocation.request)
+                args = (invocation.request,)
+            if self._is_async:
+                result = await self._func(*args)  # type: ignore[misc]
+            else:
+                result = await self._in_thread(*args)
             invocation.result = result
             if invocation.trigger == HTTP or invocation.request is not None:
                 response = to_response(result, empty_status=200)
@@ -84,12 +100,10 @@ class FunctionRunner:
             invocation.error = exc
             invocation.status_code = 500
 
-    async def call(self, *args: Any) -> Any:
-        if self._is_async:
-            return await self._func(*args)
-        loop = asyncio.get_running_loop()
+    def _in_thread(self, *args: Any) -> "asyncio.Future[Any]":
+        """The `def` function in a worker thread, with the invocation's context variables."""
         call: Callable[[], Any] = functools.partial(self._func, *args)
-        return await loop.run_in_executor(
+        return asyncio.get_running_loop().run_in_executor(
             self._executor, contextvars.copy_context().run, call
         )
 

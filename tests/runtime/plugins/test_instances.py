@@ -1,6 +1,8 @@
 import asyncio
 import logging
 
+import pytest
+
 from openfunction.config import FunctionConfig
 from openfunction.invocation import HTTP, Invocation
 from openfunction.plugins import Pipeline, Plugin
@@ -140,10 +142,23 @@ class WritesThroughHelper(Plugin):
         ctx.state["last"] = self.last
 
 
-def test_a_shared_plugin_that_writes_gets_own_instances_from_then_on(caplog):
-    plugin = WritesThroughHelper()
+class WritesThroughHelperInDef(Plugin):
+    # `def` hooks: the pipeline runs them inline until the write
+    name = "sneaky"
+
+    def exec_pre_hook(self, ctx, plugins):
+        _record(self, ctx.request_id)
+
+    def exec_post_hook(self, ctx, plugins):
+        ctx.state["last"] = self.last
+
+
+@pytest.mark.parametrize("cls", [WritesThroughHelper, WritesThroughHelperInDef])
+def test_a_shared_plugin_that_writes_gets_own_instances_from_then_on(caplog, cls):
+    plugin = cls()
     pipeline = Pipeline([plugin], [plugin])
     assert pipeline.shared == ("sneaky",)
+    assert pipeline.inline is (cls is WritesThroughHelperInDef)
 
     async def call(inv):
         return None
@@ -154,6 +169,7 @@ def test_a_shared_plugin_that_writes_gets_own_instances_from_then_on(caplog):
             await pipeline.run(first, call)
         assert first.state["last"] == "first"  # the write went through
         assert pipeline.shared == ()
+        assert not pipeline.inline
         later = [Invocation(FunctionConfig(), HTTP, request_id=str(i)) for i in range(50)]
         await asyncio.gather(*(pipeline.run(inv, call) for inv in later))
         return later
@@ -163,7 +179,7 @@ def test_a_shared_plugin_that_writes_gets_own_instances_from_then_on(caplog):
     warnings = [r for r in caplog.records if "sneaky" in r.getMessage()]
     assert len(warnings) == 1
     assert "per_invocation = True" in warnings[0].getMessage()
-    assert type(plugin) is WritesThroughHelper  # its own class again
+    assert type(plugin) is cls  # its own class again
 
 
 def test_close_may_set_attributes_on_a_shared_plugin(caplog):

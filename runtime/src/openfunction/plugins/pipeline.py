@@ -12,7 +12,8 @@ import asyncio
 import inspect
 import logging
 import time
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Mapping, Sequence
+import types
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Mapping, Optional, Sequence
 
 from openfunction.plugins.base import Plugin
 from openfunction.plugins.instances import needs_own_instance, unwatch, watch_shared
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("openfunction.plugins")
 
 Call = Callable[["Invocation"], Awaitable[None]]
+HookResult = Optional[Awaitable[None]]
+HookFunction = Callable[[Plugin, "Invocation", "PluginSet"], HookResult]
+"""A plugin class's `exec_pre_hook` or `exec_post_hook`."""
+BoundHook = Callable[["Invocation", "PluginSet"], HookResult]
+"""The same, bound to a shared instance."""
 
 
 class PreHookFailed(Exception):
@@ -80,12 +86,12 @@ class _Hook:
         self.name = prototype.name
         self.phase = phase
         # the class's function, called with the invocation's instance
-        self.function = getattr(type(prototype), attribute)
+        self.function: HookFunction = getattr(type(prototype), attribute)
         self.is_async = inspect.iscoroutinefunction(self.function)
         self.timeout = prototype.timeout
         self.required = bool(prototype.required) and phase == "pre"
 
-    def step(self) -> tuple[str, Callable[..., object] | None, "_Hook"]:
+    def step(self) -> tuple[str, HookFunction | None, "_Hook"]:
         """What `Pipeline.run` iterates: the function is None when the hook has a timeout
         (run bounded); otherwise it is called inline, without a coroutine of its own."""
         return (self.name, self.function if self.timeout is None else None, self)
@@ -102,6 +108,7 @@ class Pipeline:
         # invocation; the others serve every invocation with their one instance.
         self._shared: dict[str, Plugin] = {}
         self._copied: list[tuple[str, Plugin]] = []
+        self._switched = False
         for name, plugin in self._prototypes.items():
             if needs_own_instance(plugin):
                 self._copied.append((name, plugin))
@@ -113,10 +120,17 @@ class Pipeline:
         self._post = [_Hook(p, "post").step() for p in post]
         self._hooks = {(step[0], step[2].phase): step[2] for step in [*self._pre, *self._post]}
         self._bound = self._bind()
-        # `run` wraps one invocation: the shared-instances loop when it applies, else the
-        # general one (chosen here rather than per call: one coroutine fewer per invocation)
+        all_def = not any(step[2].is_async for step in [*self._pre, *self._post])
+        self.inline = self._bound is not None and all_def
+        """True when `pre` and `post` may be called instead of `run`: every plugin is
+        shared, every hook is a `def` without a timeout. Then no coroutine is made for
+        the plugins unless a hook returns an awaitable."""
+        # `run` wraps one invocation with the simplest loop that applies (chosen here
+        # rather than per call: one coroutine fewer per invocation)
         self.run: Callable[["Invocation", Call], Awaitable[None]] = (
-            self._run_shared if self._bound is not None else self._run_general)
+            self._run_inline if self.inline
+            else self._run_shared if self._bound is not None
+            else self._run_general)
         self.pre_names = tuple(p.name for p in pre)
         self.post_names = tuple(p.name for p in post)
 
@@ -133,42 +147,63 @@ class Pipeline:
     def __bool__(self) -> bool:
         return bool(self._prototypes)
 
-    def _bind(self) -> tuple[tuple[Callable[..., object], ...], ...] | None:
-        """The hooks as bound methods of the shared instances, for the common case where
-        every plugin is shared and no hook has a timeout; None otherwise."""
-        if self._copied or any(function is None for _, function, _ in [*self._pre, *self._post]):
+    def _bind(self) -> tuple[tuple[BoundHook, ...], tuple[BoundHook, ...]] | None:
+        """The pre and post hooks as bound methods of the shared instances, for the common
+        case where every plugin is shared and no hook has a timeout; None otherwise."""
+        if self._copied:
             return None
-        return tuple(
-            tuple(function.__get__(self._shared[name]) for name, function, _ in steps)  # type: ignore[attr-defined]
-            for steps in (self._pre, self._post)
-        )
+        pre: list[BoundHook] = []
+        post: list[BoundHook] = []
+        for steps, bound in ((self._pre, pre), (self._post, post)):
+            for name, function, _ in steps:
+                if function is None:
+                    return None
+                bound.append(types.MethodType(function, self._shared[name]))
+        return tuple(pre), tuple(post)
+
+    def _info(self, hook: BoundHook, phase: str) -> _Hook:
+        owner: Plugin = hook.__self__  # type: ignore[attr-defined]
+        return self._hooks[owner.name, phase]
 
     def _give_own_instances(self, plugin: Plugin) -> None:
         if all(name != plugin.name for name, _ in self._copied):
             self._copied.append((plugin.name, plugin))
-        self._bound = None
+        # `_bound` stays: an invocation whose pre hooks ran inline runs its post hooks
+        # with the same instances
+        self._switched = True
+        self.inline = False
         self.run = self._run_general
+
+    async def _run_inline(self, invocation: "Invocation", call: Call) -> None:
+        """`pre`, the function, `post` (the runner does the same without this coroutine)."""
+        if not self.inline:  # a plugin asked for its own instances since this run was chosen
+            await self._run_general(invocation, call)
+            return
+        go = self.pre(invocation)
+        if go is not True and go is not False:
+            go = await go
+        if go:
+            await call(invocation)
+        pending = self.post(invocation)
+        if pending is not None:
+            await pending
 
     async def _run_shared(self, invocation: "Invocation", call: Call) -> None:
         """Every plugin is shared and no hook has a timeout: bound methods, called inline."""
-        bound = self._bound
-        if bound is None:  # a plugin asked for its own instances since this run was chosen
+        if self._switched:  # a plugin asked for its own instances since this run was chosen
             await self._run_general(invocation, call)
             return
+        bound = self._bound
         plugins = self._shared_set
         invocation.plugins = plugins
-        pre, post = bound
+        pre, post = bound  # type: ignore[misc]  # set whenever this loop is chosen
         for hook in pre:
             try:
                 result = hook(invocation, plugins)
                 if result is not None:
                     await result
             except Exception as exc:  # noqa: BLE001 - hooks never take the process down
-                info = self._hooks[hook.__self__.name, "pre"]  # type: ignore[attr-defined]
-                self._failed(info, invocation, exc)
-                if info.required:
-                    invocation.error = PreHookFailed(info.name, exc)
-                    invocation.status_code = 500
+                if not self._pre_failed(hook, invocation, exc):
                     break
         else:
             await call(invocation)
@@ -179,7 +214,79 @@ class Pipeline:
                 if result is not None:
                     await result
             except Exception as exc:  # noqa: BLE001
-                self._failed(self._hooks[hook.__self__.name, "post"], invocation, exc)  # type: ignore[attr-defined]
+                self._failed(self._info(hook, "post"), invocation, exc)
+
+    def pre(self, invocation: "Invocation") -> "bool | Awaitable[bool]":
+        """The pre hooks, called inline (only when `inline`): True when the function is to
+        run, False when a required hook failed. A hook that returns an awaitable makes the
+        rest of the pre hooks a coroutine, returned for the caller to await."""
+        plugins = self._shared_set
+        invocation.plugins = plugins
+        hooks = self._bound[0]  # type: ignore[index]
+        for hook in hooks:
+            try:
+                result = hook(invocation, plugins)
+                if result is not None:
+                    return self._finish_pre(invocation, hooks, hook, result)
+            except Exception as exc:  # noqa: BLE001 - hooks never take the process down
+                if not self._pre_failed(hook, invocation, exc):
+                    return False
+        return True
+
+    def post(self, invocation: "Invocation") -> "Awaitable[None] | None":
+        """The post hooks, called inline after `pre` returned; a coroutine finishing them
+        when a hook returned an awaitable, else None."""
+        invocation.ended_at = time.time()
+        plugins = self._shared_set
+        hooks = self._bound[1]  # type: ignore[index]
+        for hook in hooks:
+            try:
+                result = hook(invocation, plugins)
+                if result is not None:
+                    return self._finish_post(invocation, hooks, hook, result)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(self._info(hook, "post"), invocation, exc)
+        return None
+
+    def _pre_failed(self, hook: BoundHook, invocation: "Invocation", exc: BaseException) -> bool:
+        """Log a failed pre hook; False when it stops the invocation (a required plugin)."""
+        info = self._info(hook, "pre")
+        self._failed(info, invocation, exc)
+        if info.required:
+            invocation.error = PreHookFailed(info.name, exc)
+            invocation.status_code = 500
+            return False
+        return True
+
+    async def _finish_pre(
+        self, invocation: "Invocation", hooks: Sequence[BoundHook],
+        current: BoundHook, pending: Awaitable[None],
+    ) -> bool:
+        plugins = self._shared_set
+        index = hooks.index(current)
+        for hook in hooks[index:]:
+            try:
+                result = pending if hook is current else hook(invocation, plugins)
+                if result is not None:
+                    await result
+            except Exception as exc:  # noqa: BLE001
+                if not self._pre_failed(hook, invocation, exc):
+                    return False
+        return True
+
+    async def _finish_post(
+        self, invocation: "Invocation", hooks: Sequence[BoundHook],
+        current: BoundHook, pending: Awaitable[None],
+    ) -> None:
+        plugins = self._shared_set
+        index = hooks.index(current)
+        for hook in hooks[index:]:
+            try:
+                result = pending if hook is current else hook(invocation, plugins)
+                if result is not None:
+                    await result
+            except Exception as exc:  # noqa: BLE001
+                self._failed(self._info(hook, "post"), invocation, exc)
 
     async def _run_general(self, invocation: "Invocation", call: Call) -> None:
         """Any plugin with its own instance per invocation, or a hook with a timeout."""
@@ -235,7 +342,9 @@ class Pipeline:
         """A hook with a timeout: abandoned (and counted as failed) past it."""
         try:
             if hook.is_async:
-                await asyncio.wait_for(hook.function(plugin, invocation, plugins), hook.timeout)
+                coroutine = hook.function(plugin, invocation, plugins)
+                assert coroutine is not None  # an `async def` hook
+                await asyncio.wait_for(coroutine, hook.timeout)
             else:
                 loop = asyncio.get_running_loop()
                 await asyncio.wait_for(
