@@ -106,8 +106,15 @@ def test_required_def_hook_failing_stops_the_function(serve, function, caplog):
 
 
 def test_an_async_hook_takes_the_coroutine_path(serve):
-    client = serve("async def", ["first", "async"], ["first"])
+    client = serve("async def", ["first", "async", "second"], ["first"])
     assert not client.function.pipeline.inline
     response = client.get("/")
     assert response.text == "ok"
-    assert response.headers["x-order"] == "pre:first,pre:async,post:first:200"
+    assert response.headers["x-order"] == "pre:first,pre:async,pre:second,post:first:200"
+
+
+def test_required_hook_failing_after_an_async_hook_stops_the_function(serve):
+    client = serve("async def", ["async", "strict", "second"], ["first"])
+    response = client.get("/")
+    assert response.status_code == 500
+    assert "pre hook of required plugin 'strict' failed" in response.text

@@ -143,7 +143,7 @@ class WritesThroughHelper(Plugin):
 
 
 class WritesThroughHelperInDef(Plugin):
-    # `def` hooks: the pipeline runs them inline until the write
+    # `def` hooks: plain calls until the write
     name = "sneaky"
 
     def exec_pre_hook(self, ctx, plugins):

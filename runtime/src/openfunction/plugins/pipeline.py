@@ -108,7 +108,6 @@ class Pipeline:
         # invocation; the others serve every invocation with their one instance.
         self._shared: dict[str, Plugin] = {}
         self._copied: list[tuple[str, Plugin]] = []
-        self._switched = False
         for name, plugin in self._prototypes.items():
             if needs_own_instance(plugin):
                 self._copied.append((name, plugin))
@@ -123,10 +122,11 @@ class Pipeline:
         all_def = not any(step[2].is_async for step in [*self._pre, *self._post])
         self.inline = self._bound is not None and all_def
         """True when `pre` and `post` may be called instead of `run`: every plugin is
-        shared, every hook is a `def` without a timeout. Then no coroutine is made for
-        the plugins unless a hook returns an awaitable."""
-        # `run` wraps one invocation with the simplest loop that applies (chosen here
-        # rather than per call: one coroutine fewer per invocation)
+        shared, every hook is a `def` without a timeout. The hooks are then plain calls, no
+        coroutine is made for them unless one returns an awaitable."""
+        # `run` wraps one invocation with the simplest loop that applies. With `async def`
+        # hooks one coroutine running both phases costs less than `pre` and `post` each
+        # handing over to `_finish`.
         self.run: Callable[["Invocation", Call], Awaitable[None]] = (
             self._run_inline if self.inline
             else self._run_shared if self._bound is not None
@@ -161,16 +161,11 @@ class Pipeline:
                 bound.append(types.MethodType(function, self._shared[name]))
         return tuple(pre), tuple(post)
 
-    def _info(self, hook: BoundHook, phase: str) -> _Hook:
-        owner: Plugin = hook.__self__  # type: ignore[attr-defined]
-        return self._hooks[owner.name, phase]
-
     def _give_own_instances(self, plugin: Plugin) -> None:
         if all(name != plugin.name for name, _ in self._copied):
             self._copied.append((plugin.name, plugin))
         # `_bound` stays: an invocation whose pre hooks ran inline runs its post hooks
         # with the same instances
-        self._switched = True
         self.inline = False
         self.run = self._run_general
 
@@ -189,21 +184,20 @@ class Pipeline:
             await pending
 
     async def _run_shared(self, invocation: "Invocation", call: Call) -> None:
-        """Every plugin is shared and no hook has a timeout: bound methods, called inline."""
-        if self._switched:  # a plugin asked for its own instances since this run was chosen
+        """Every plugin is shared and no hook has a timeout, some hooks are `async def`."""
+        if self._copied:  # a plugin asked for its own instances since this run was chosen
             await self._run_general(invocation, call)
             return
-        bound = self._bound
+        pre, post = self._bound  # type: ignore[misc]  # set whenever this loop is chosen
         plugins = self._shared_set
         invocation.plugins = plugins
-        pre, post = bound  # type: ignore[misc]  # set whenever this loop is chosen
         for hook in pre:
             try:
                 result = hook(invocation, plugins)
                 if result is not None:
                     await result
             except Exception as exc:  # noqa: BLE001 - hooks never take the process down
-                if not self._pre_failed(hook, invocation, exc):
+                if not self._hook_failed(hook, "pre", invocation, exc):
                     break
         else:
             await call(invocation)
@@ -214,12 +208,12 @@ class Pipeline:
                 if result is not None:
                     await result
             except Exception as exc:  # noqa: BLE001
-                self._failed(self._info(hook, "post"), invocation, exc)
+                self._hook_failed(hook, "post", invocation, exc)
 
     def pre(self, invocation: "Invocation") -> "bool | Awaitable[bool]":
         """The pre hooks, called inline (only when `inline`): True when the function is to
-        run, False when a required hook failed. A hook that returns an awaitable makes the
-        rest of the pre hooks a coroutine, returned for the caller to await."""
+        run, False when a required hook failed, or a coroutine finishing the pre hooks
+        (resolving to the same) once a hook returned an awaitable."""
         plugins = self._shared_set
         invocation.plugins = plugins
         hooks = self._bound[0]  # type: ignore[index]
@@ -227,15 +221,15 @@ class Pipeline:
             try:
                 result = hook(invocation, plugins)
                 if result is not None:
-                    return self._finish_pre(invocation, hooks, hook, result)
+                    return self._finish(invocation, hooks, hook, result, "pre")
             except Exception as exc:  # noqa: BLE001 - hooks never take the process down
-                if not self._pre_failed(hook, invocation, exc):
+                if not self._hook_failed(hook, "pre", invocation, exc):
                     return False
         return True
 
-    def post(self, invocation: "Invocation") -> "Awaitable[None] | None":
-        """The post hooks, called inline after `pre` returned; a coroutine finishing them
-        when a hook returned an awaitable, else None."""
+    def post(self, invocation: "Invocation") -> "Awaitable[bool] | None":
+        """The post hooks, called inline after `pre`: None, or a coroutine finishing them
+        once a hook returned an awaitable."""
         invocation.ended_at = time.time()
         plugins = self._shared_set
         hooks = self._bound[1]  # type: ignore[index]
@@ -243,50 +237,39 @@ class Pipeline:
             try:
                 result = hook(invocation, plugins)
                 if result is not None:
-                    return self._finish_post(invocation, hooks, hook, result)
+                    return self._finish(invocation, hooks, hook, result, "post")
             except Exception as exc:  # noqa: BLE001
-                self._failed(self._info(hook, "post"), invocation, exc)
+                self._hook_failed(hook, "post", invocation, exc)
         return None
 
-    def _pre_failed(self, hook: BoundHook, invocation: "Invocation", exc: BaseException) -> bool:
-        """Log a failed pre hook; False when it stops the invocation (a required plugin)."""
-        info = self._info(hook, "pre")
+    async def _finish(
+        self, invocation: "Invocation", hooks: Sequence[BoundHook],
+        current: BoundHook, pending: Awaitable[None], phase: str,
+    ) -> bool:
+        """Await `pending` (what `current` returned), then run the hooks after it."""
+        plugins = self._shared_set
+        for hook in hooks[hooks.index(current):]:
+            try:
+                result = pending if hook is current else hook(invocation, plugins)
+                if result is not None:
+                    await result
+            except Exception as exc:  # noqa: BLE001
+                if not self._hook_failed(hook, phase, invocation, exc):
+                    return False
+        return True
+
+    def _hook_failed(
+        self, hook: BoundHook, phase: str, invocation: "Invocation", exc: BaseException
+    ) -> bool:
+        """Log a failed hook; False when it stops the invocation (a required pre hook)."""
+        owner: Plugin = hook.__self__  # type: ignore[attr-defined]
+        info = self._hooks[owner.name, phase]
         self._failed(info, invocation, exc)
-        if info.required:
+        if info.required:  # only ever true for pre hooks
             invocation.error = PreHookFailed(info.name, exc)
             invocation.status_code = 500
             return False
         return True
-
-    async def _finish_pre(
-        self, invocation: "Invocation", hooks: Sequence[BoundHook],
-        current: BoundHook, pending: Awaitable[None],
-    ) -> bool:
-        plugins = self._shared_set
-        index = hooks.index(current)
-        for hook in hooks[index:]:
-            try:
-                result = pending if hook is current else hook(invocation, plugins)
-                if result is not None:
-                    await result
-            except Exception as exc:  # noqa: BLE001
-                if not self._pre_failed(hook, invocation, exc):
-                    return False
-        return True
-
-    async def _finish_post(
-        self, invocation: "Invocation", hooks: Sequence[BoundHook],
-        current: BoundHook, pending: Awaitable[None],
-    ) -> None:
-        plugins = self._shared_set
-        index = hooks.index(current)
-        for hook in hooks[index:]:
-            try:
-                result = pending if hook is current else hook(invocation, plugins)
-                if result is not None:
-                    await result
-            except Exception as exc:  # noqa: BLE001
-                self._failed(self._info(hook, "post"), invocation, exc)
 
     async def _run_general(self, invocation: "Invocation", call: Call) -> None:
         """Any plugin with its own instance per invocation, or a hook with a timeout."""
