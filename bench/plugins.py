@@ -257,19 +257,33 @@ def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple
             mrows.append([f"{n} x {hooks(name)} hooks", f"{t:.2f} µs",
                           f"{(t - micro_us[('none', 0)]) / n:.2f} µs"])
 
-    checks = []
+    # The target is set on the hello world of samples/hello, a `def` function; the
+    # `async def` one (half the CPU per request, so every microsecond weighs twice as
+    # much) is held against the same figures and reported apart.
+    checks: dict[str, list[list[str]]] = {"def": [], "async": []}
     for function in functions:
         for name in ("sync", "async"):
             s = samples[Config(function, name, 10).key]
             per = s.added_us / 10
             drop = 1 - 1 / s.ratio
-            what = f"{label(Config(function, name, 10))}, 10 x {hooks(name)} hooks"
-            checks.append([f"cost of one no-op plugin over HTTP, {what}", f"{per:.2f} µs",
-                           f"< {TARGET_PER_PLUGIN_US:g} µs",
-                           "yes" if per < TARGET_PER_PLUGIN_US else "**no**"])
-            checks.append([f"throughput lost to 10 plugins, {what}", f"{drop * 100:.1f}%",
-                           f"< {TARGET_TEN_PLUGINS_DROP * 100:g}%",
-                           "yes" if drop < TARGET_TEN_PLUGINS_DROP else "**no**"])
+            what = f"10 x {hooks(name)} hooks"
+            checks[function].append([f"cost of one no-op plugin over HTTP, {what}",
+                                     f"{per:.2f} µs", f"< {TARGET_PER_PLUGIN_US:g} µs",
+                                     "yes" if per < TARGET_PER_PLUGIN_US else "**no**"])
+            checks[function].append([f"throughput lost to 10 plugins, {what}",
+                                     f"{drop * 100:.1f}%", f"< {TARGET_TEN_PLUGINS_DROP * 100:g}%",
+                                     "yes" if drop < TARGET_TEN_PLUGINS_DROP else "**no**"])
+    target_sections: list[str] = []
+    if checks["def"]:
+        target_sections += [
+            "## Targets: the hello world (`samples/hello`, a `def` function)", "",
+            table(["check", "value", "target", "holds"], checks["def"], "lrrl"), ""]
+    if checks["async"]:
+        target_sections += [
+            "## The same targets, `async def` hello world", "",
+            "A stricter case than the target's: about half the CPU per request, so each "
+            "microsecond of plugins weighs twice as much.", "",
+            table(["check", "value", "target", "holds"], checks["async"], "lrrl"), ""]
 
     per_round = []
     for cfg in cfgs:
@@ -307,10 +321,7 @@ def render(cfgs: list[Config], samples: dict[str, Samples], micro_us: dict[tuple
         "",
         table(["plugins", "per invocation", "per plugin"], mrows, "lrr"),
         "",
-        "## Targets",
-        "",
-        table(["check", "value", "target", "holds"], checks, "lrrl"),
-        "",
+        *target_sections,
         "## Per round (CPU/request with plugins ÷ without)",
         "",
         table(["configuration", *[f"round {i + 1}" for i in range(args.rounds)]], per_round),

@@ -37,3 +37,32 @@ def test_logger_logs_outcome_and_duration(caplog):
     line = caplog.records[-1].getMessage()
     assert "function=fn" in line and "outcome=error" in line and "status=500" in line
     assert "duration_ms=" in line and "request_id=r1" in line and "error=RuntimeError" in line
+
+
+def test_logger_times_the_function_and_serves_every_invocation(caplog):
+    logger = InvocationLogger()
+    pipeline = Pipeline([logger], [logger])
+    assert pipeline.shared == ("logger",) and pipeline.inline
+    inv = Invocation(FunctionConfig(name="fn"), HTTP, request_id="r2")
+
+    async def slow(i):
+        await asyncio.sleep(0.05)
+
+    with caplog.at_level(logging.INFO, logger="openfunction.invocations"):
+        asyncio.run(pipeline.run(inv, slow))
+    duration = float(caplog.records[-1].getMessage().split("duration_ms=")[1].split()[0])
+    assert 50 <= duration < 5000
+    assert "logger.started" not in inv.state
+
+
+def test_logger_listed_only_after_times_from_the_start_of_the_invocation(caplog):
+    logger = InvocationLogger()
+    inv = Invocation(FunctionConfig(name="fn"), HTTP, request_id="r3")
+
+    async def slow(i):
+        await asyncio.sleep(0.05)
+
+    with caplog.at_level(logging.INFO, logger="openfunction.invocations"):
+        asyncio.run(Pipeline([], [logger]).run(inv, slow))
+    duration = float(caplog.records[-1].getMessage().split("duration_ms=")[1].split()[0])
+    assert 50 <= duration < 5000

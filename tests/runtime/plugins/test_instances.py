@@ -108,7 +108,7 @@ def test_declaration_wins():
 
 def test_builtins():
     assert not needs_own_instance(InvocationCounter())
-    assert needs_own_instance(InvocationLogger())
+    assert not needs_own_instance(InvocationLogger())
 
 
 def test_pipeline_shares_only_what_is_safe():

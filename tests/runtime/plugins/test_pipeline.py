@@ -95,6 +95,23 @@ def test_required_plugin_failure_stops_the_function_but_post_hooks_run():
     assert isinstance(inv.error, PreHookFailed) and inv.status_code == 500
 
 
+def test_a_hook_the_plugin_does_not_define_is_not_called(monkeypatch):
+    log = []
+    base_calls = []
+    monkeypatch.setattr(Plugin, "exec_pre_hook", lambda self, ctx, plugins: base_calls.append(1))
+
+    class PostOnly(Plugin):
+        name = "post-only"
+
+        def exec_post_hook(self, ctx, plugins):
+            log.append("post:post-only")
+
+    plugin = PostOnly()
+    run(Pipeline([plugin], [plugin]), log=log)
+    assert log == ["function", "post:post-only"]
+    assert base_calls == []
+
+
 def test_async_hooks():
     log = []
     run(Pipeline([AsyncRecorder(log)], [AsyncRecorder(log)]), log=log)

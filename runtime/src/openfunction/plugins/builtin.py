@@ -21,14 +21,21 @@ _log = logging.getLogger("openfunction.invocations")
 
 
 class InvocationLogger(Plugin):
+    """One log line per invocation. The duration runs from its pre hook to its post hook, or
+    from the start of the invocation when it is listed only in the post plugins; the start
+    is kept in `ctx.state`, so one instance serves every invocation."""
+
     name = "logger"
     version = "v1"
+    per_invocation = False
 
     def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
-        self.started = time.perf_counter()
+        ctx.state["logger.started"] = time.perf_counter()
 
     def exec_post_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
-        elapsed_ms = (time.perf_counter() - getattr(self, "started", time.perf_counter())) * 1000
+        started = ctx.state.pop("logger.started", None)
+        elapsed_ms = ((time.perf_counter() - started) if started is not None
+                      else ctx.duration) * 1000
         outcome = "error" if ctx.failed else "ok"
         detail = f" error={type(ctx.error).__name__}" if ctx.error is not None else ""
         source = f" input={ctx.input_name}" if ctx.input_name else ""
@@ -37,11 +44,6 @@ class InvocationLogger(Plugin):
             ctx.name, ctx.trigger, source, outcome, ctx.status_code or "-", elapsed_ms,
             ctx.request_id or "-", detail,
         )
-
-    def get(self, key: str) -> Any:
-        if key == "started":
-            return getattr(self, "started", None)
-        return None
 
 
 class _Counts:

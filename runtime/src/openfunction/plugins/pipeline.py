@@ -97,6 +97,11 @@ class _Hook:
         return (self.name, self.function if self.timeout is None else None, self)
 
 
+def _defines(plugin: Plugin, hook: str) -> bool:
+    """Whether `plugin`'s class has its own `hook`, rather than the base class's no-op."""
+    return getattr(type(plugin), hook) is not getattr(Plugin, hook)
+
+
 class Pipeline:
     """The process-wide plugin configuration; `run` wraps one invocation."""
 
@@ -115,8 +120,9 @@ class Pipeline:
                 self._shared[name] = plugin
                 watch_shared(plugin, self._give_own_instances)
         self._shared_set = PluginSet(self._shared)
-        self._pre = [_Hook(p, "pre").step() for p in pre]
-        self._post = [_Hook(p, "post").step() for p in post]
+        # A hook a plugin does not define (the base class's, which does nothing) is not called.
+        self._pre = [_Hook(p, "pre").step() for p in pre if _defines(p, "exec_pre_hook")]
+        self._post = [_Hook(p, "post").step() for p in post if _defines(p, "exec_post_hook")]
         self._hooks = {(step[0], step[2].phase): step[2] for step in [*self._pre, *self._post]}
         self._bound = self._bind()
         all_def = not any(step[2].is_async for step in [*self._pre, *self._post])
