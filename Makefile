@@ -28,7 +28,7 @@ DAPRD := $(OFN_CACHE)/bin/daprd-v$(DAPR_VERSION)/daprd
 export OFN_PACK := $(PACK)
 export OFN_DAPRD := $(DAPRD)
 
-.PHONY: help system venv daprd test test-unit demo
+.PHONY: help system system-build venv daprd test test-unit demo
 
 help:
 	@echo "make demo       build the builder, pack build samples/hello, run it and call it"
@@ -38,6 +38,10 @@ help:
 
 system:
 	@bash scripts/ensure-system.sh
+
+# what building the builder needs: Docker (running), debootstrap, Go
+system-build:
+	@bash scripts/ensure-system.sh build
 
 $(VENV)/.ok: runtime/pyproject.toml tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -110,11 +114,11 @@ $(LIFECYCLE):
 	  github.com/buildpacks/lifecycle/cmd/lifecycle=lifecycle github.com/buildpacks/lifecycle/cmd/launcher=launcher \
 	  -- -ldflags "-s -w -X github.com/buildpacks/lifecycle/cmd.Version=$(LIFECYCLE_VERSION)"
 
-pack: $(PACK)
-lifecycle: $(LIFECYCLE)
+pack: system-build $(PACK)
+lifecycle: system-build $(LIFECYCLE)
 tools: pack lifecycle
 
-base-image:
+base-image: system-build
 	@if [ -z "$(BASE_IMAGE)" ]; then stacks/make-base.sh $(DEBOOTSTRAP_IMAGE); fi
 
 stacks: base-image
@@ -138,7 +142,7 @@ builder: pack stacks buildpack
 
 e2e-prereqs: tools stacks builder
 
-demo: builder
+demo: system-build builder
 	$(PACK) build $(SAMPLE_IMAGE) --path samples/hello $(PACK_BUILD_FLAGS)
 	@name=ofn-demo-$$$$; \
 	docker run -d --rm --name $$name --network host -e PORT=$(DEMO_PORT) $(SAMPLE_IMAGE) >/dev/null; \

@@ -2,10 +2,23 @@
 # Make sure the system pieces the demo and the test suite need are present:
 # Debian packages (Docker engine, debootstrap, Redis, Mosquitto, a local registry, wrk)
 # and a running Docker engine. Idempotent; installs only as root, otherwise says what to run.
+#
+#   scripts/ensure-system.sh          everything `make test` needs (the default)
+#   scripts/ensure-system.sh build    only what building the builder and `make demo` need
 set -euo pipefail
 
-packages=(docker.io debootstrap redis-server mosquitto mosquitto-clients docker-registry wrk)
-commands=(dockerd debootstrap redis-server mosquitto mosquitto_sub docker-registry wrk)
+case "${1:-test}" in
+  test)
+    packages=(docker.io debootstrap redis-server mosquitto mosquitto-clients docker-registry wrk)
+    commands=(dockerd debootstrap redis-server mosquitto mosquitto_sub docker-registry wrk) ;;
+  build)
+    packages=(docker.io debootstrap)
+    commands=(dockerd debootstrap) ;;
+  *)
+    echo "error: unknown profile '$1'" >&2
+    echo "fix:   run 'scripts/ensure-system.sh' (everything make test needs) or 'scripts/ensure-system.sh build'" >&2
+    exit 2 ;;
+esac
 
 missing=()
 for i in "${!commands[@]}"; do

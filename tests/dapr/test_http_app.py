@@ -80,8 +80,10 @@ def test_topic_event_payload_forms(client):
          "application/cloudevents+json")
     post(b"raw body", "text/plain")  # rawPayload subscriptions
     post(cloudevent({"forward": [1]}), "application/cloudevents+json")
+    post(cloudevent(None, "application/octet-stream", data_base64="!!!"),  # not base64: as is
+         "application/cloudevents+json")
     data = [s[1] for s in client.seen]
-    assert data == ["hello", b"\x00\x01", "raw body", {"forward": [1]}]
+    assert data == ["hello", b"\x00\x01", "raw body", {"forward": [1]}, b"!!!"]
     assert client.seen[0][2].extensions["traceparent"] == "00-1-2-01"
     assert client.seen[0][2].id == "e1"
     assert [(m.output.name, m.data) for m in client.sender.sent] == [("out", b"[1]")]

@@ -4,7 +4,6 @@ import json
 import signal
 import socket
 import subprocess
-import textwrap
 import threading
 import time
 
@@ -29,6 +28,9 @@ async def slow(request):
 
 def boom(request):
     raise RuntimeError("user bug")
+
+def stuck(request):
+    time.sleep(60)
 
 @openfunction.cloud_event
 def on_event(event):
@@ -106,6 +108,25 @@ def test_sigterm_lets_in_flight_request_finish(source):
     assert result["response"].status_code == 200 and result["response"].text == "finished"
 
 
+def test_sigterm_with_a_stuck_def_function_exits_after_the_grace_period(source):
+    with run_function(source, "stuck", env={"GRACEFUL_SHUTDOWN_TIMEOUT": "1"}) as fn:
+        result = {}
+
+        def call():
+            result["response"] = httpx.get(fn.url, timeout=30)
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        time.sleep(0.5)
+        fn.proc.send_signal(signal.SIGTERM)
+        assert fn.proc.wait(15) == 1  # the worker thread still sleeps: not waited for
+        thread.join(5)
+    assert result["response"].status_code == 503
+    assert "stopped: requests were still running when the grace period (1s" in fn.log
+    assert "stopped after finishing in-flight requests" not in fn.log
+    assert "GET /: cancelled" in fn.log and "Traceback" not in fn.log
+
+
 def test_dry_run(source):
     out = subprocess.run([FUNCTIONS_FRAMEWORK, "--source", str(source), "--target", "of", "--dry-run"],
                          capture_output=True, text=True, timeout=30)
@@ -144,6 +165,26 @@ def test_startup_config_errors(source, env, expected):
     assert "Traceback" not in out.stderr
 
 
+ASYNC_CRON = ('{"name": "f", "runtime": "Async", "inputs": {"cron": '
+              '{"componentName": "cron", "componentType": "bindings.cron"}}}')
+
+
+@pytest.mark.parametrize(
+    "target, env, expected",
+    [
+        ("hello", {"METRICS_PORT": "abc"}, "METRICS_PORT is invalid: 'abc'"),
+        ("hello", {"METRICS_PORT": "8080"}, "METRICS_PORT is the function's port (8080)"),
+        ("of", {"FUNC_CONTEXT": '{"name": "f", "runtime": "Async"}'},
+         "the Async runtime has no inputs to serve"),
+        ("of", {"FUNC_CONTEXT": ASYNC_CRON, "APP_PROTOCOL": "bogus"}, "APP_PROTOCOL is invalid"),
+    ],
+)
+def test_dry_run_makes_the_checks_serving_makes(source, target, env, expected):
+    out = run_cli(["--source", str(source), "--target", target, "--dry-run"], env)
+    assert out.returncode == 2, out.stdout
+    assert expected in out.stderr and "fix:" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_source_missing(tmp_path):
     out = run_cli(["--target", "hello"], cwd=tmp_path)
     assert out.returncode != 0 and "function source file not found: main.py" in out.stderr
@@ -160,7 +201,7 @@ def test_import_error_shows_user_traceback(tmp_path):
 def test_target_not_found_lists_callables(source):
     out = run_cli(["--source", str(source), "--target", "helo"])
     assert out.returncode != 0
-    assert "'helo' not found" in out.stderr and "boom, hello, of, on_event, slow" in out.stderr
+    assert "'helo' not found" in out.stderr and "boom, hello, of, on_event, slow, stuck" in out.stderr
 
 
 def test_target_not_callable(tmp_path):

@@ -59,7 +59,7 @@ def test_unknown_plugin_stops_startup_with_the_list(tmp_path):
         capture_output=True, text=True, timeout=30,
     )
     assert out.returncode != 0
-    assert "unknown plugin 'nosuch' in prePlugins" in out.stderr
+    assert "unknown plugin 'nosuch' in preHooks" in out.stderr
     assert "audit" in out.stderr and "logger" in out.stderr and "tag" in out.stderr
 
 

@@ -44,6 +44,9 @@ def test_openfunction_build_env_names_are_fallbacks():
     ([], {"DEBUG": "maybe"}, "DEBUG is invalid"),
     ([], {"LOG_LEVEL": "loud"}, "LOG_LEVEL is invalid"),
     (["--grace-period", "-1"], {}, "--grace-period is invalid"),
+    ([], {"GRACEFUL_SHUTDOWN_TIMEOUT": "nan"}, "GRACEFUL_SHUTDOWN_TIMEOUT is invalid"),
+    ([], {"GRACEFUL_SHUTDOWN_TIMEOUT": "inf"}, "GRACEFUL_SHUTDOWN_TIMEOUT is invalid"),
+    ([], {"PORT": "\u00b2"}, "PORT is invalid"),
     (["--signature-type", "rpc"], {}, "--signature-type is invalid"),
 ])
 def test_invalid_values_name_the_flag_or_env(argv, env, message):

@@ -142,6 +142,23 @@ def test_dapr_endpoint_from_env():
          "FUNC_CONTEXT.pluginsTracing.provider.name is invalid"),
         ({"name": "f", "triggers": {"dapr": [{"type": "bindings.cron"}]}},
          "FUNC_CONTEXT.triggers.dapr[0].name has the wrong type"),
+        ("[" * 100_000, "nested too deeply"),
+        ({"name": "f", "runtime": "Knative", "outputs": {"o": {"componentName": "mq",
+                                                                "componentType": "pubsub.mqtt3"}}},
+         "FUNC_CONTEXT.outputs.o.uri is missing"),
+        ({"name": "f", "runtime": "Knative", "port": "\u00b2"}, "FUNC_CONTEXT.port is invalid"),
+        ({"name": "f", "runtime": "Knative", "httpPattern": "/{x:badconv}"},
+         "FUNC_CONTEXT.httpPattern is invalid: '/{x:badconv}'"),
+        ({"name": "f", "runtime": "Knative", "httpPattern": "/{a}/{a}"},
+         "FUNC_CONTEXT.httpPattern is invalid"),
+        # the v1beta2 shape: errors name its fields
+        ({"name": "f", "triggers": {}, "tracing": {"enabled": True}},
+         "FUNC_CONTEXT.tracing.provider is missing"),
+        ({"name": "f", "triggers": {}, "tracing": {"enabled": True, "provider": {"name": "x"}}},
+         "FUNC_CONTEXT.tracing.provider.name is invalid"),
+        ({"name": "f", "triggers": {}, "preHooks": "logger"}, "FUNC_CONTEXT.preHooks has the wrong"),
+        ({"name": "f", "triggers": {}, "prePlugins": "logger"},
+         "FUNC_CONTEXT.prePlugins has the wrong"),
     ],
 )
 def test_errors_name_the_field(doc, field_name):
@@ -162,6 +179,29 @@ def test_kubernetes_mode_needs_pod_name():
 def test_self_host_mode_needs_no_pod():
     config = parse({"name": "f", "runtime": "Knative"}, env={"CONTEXT_MODE": "self-host"})
     assert config.mode == "self-host" and config.pod_name == ""
+
+
+def test_v1beta2_fields_are_remembered_for_errors():
+    config = parse({"name": "f", "triggers": {}, "postHooks": ["logger"],
+                    "tracing": {"enabled": False}})
+    assert (config.pre_field, config.post_field) == ("prePlugins", "postHooks")
+    assert config.tracing.where("provider") == "FUNC_CONTEXT.tracing.provider"
+    v1 = parse({"name": "f", "runtime": "Knative", "pluginsTracing": {"enabled": False}})
+    assert (v1.pre_field, v1.post_field) == ("prePlugins", "postPlugins")
+    assert v1.tracing.where() == "FUNC_CONTEXT.pluginsTracing"
+
+
+@pytest.mark.parametrize("mode", ["selfhost", "Self-Host", "local"])
+def test_an_unknown_context_mode_is_named(mode):
+    with pytest.raises(ConfigError) as info:
+        parse({"name": "f", "runtime": "Knative"}, env={**K8S, "CONTEXT_MODE": mode})
+    text = str(info.value)
+    assert f"CONTEXT_MODE is invalid: {mode!r}" in text and "CONTEXT_MODE=self-host" in text
+
+
+def test_kubernetes_context_mode_may_be_written_out():
+    assert parse({"name": "f", "runtime": "Knative"},
+                 env={**K8S, "CONTEXT_MODE": "kubernetes"}).mode == "kubernetes"
 
 
 def test_bad_dapr_port_env():

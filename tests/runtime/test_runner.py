@@ -1,8 +1,12 @@
 """The runner's own path for `def` hooks (`Pipeline.inline`): same semantics as `Pipeline.run`."""
 
+import asyncio
 import textwrap
 
 import pytest
+
+from openfunction.invocation import BINDING, HTTP, Invocation
+from openfunction.request import BadRequest
 
 PLUGINS = """
     import asyncio
@@ -70,8 +74,9 @@ def serve(make_client, tmp_path):
     (tmp_path / "plugins" / "recording.py").write_text(textwrap.dedent(PLUGINS))
 
     def factory(function, pre, post):
+        """`function`: a key of FUNCTIONS, or the source of a function `main`."""
         context = {"name": "fn", "runtime": "Knative", "prePlugins": pre, "postPlugins": post}
-        return make_client(FUNCTIONS[function], target="main", func_context=context)
+        return make_client(FUNCTIONS.get(function, function), target="main", func_context=context)
 
     return factory
 
@@ -101,8 +106,10 @@ def test_required_def_hook_failing_stops_the_function(serve, function, caplog):
     assert client.function.pipeline.inline
     response = client.get("/")
     assert response.status_code == 500
-    assert "pre hook of required plugin 'strict' failed" in response.text
-    assert "plugin 'strict' pre hook failed" in caplog.text
+    assert "pre hook of required plugin 'strict' failed (request id" in response.text
+    assert "no entry" not in response.text  # the cause is logged, not answered
+    assert "plugin 'strict' pre hook failed" in caplog.text and "no entry" in caplog.text
+    assert "failed (request" in caplog.text and "function 'main' failed" not in caplog.text
 
 
 def test_an_async_hook_takes_the_coroutine_path(serve):
@@ -118,3 +125,71 @@ def test_required_hook_failing_after_an_async_hook_stops_the_function(serve):
     response = client.get("/")
     assert response.status_code == 500
     assert "pre hook of required plugin 'strict' failed" in response.text
+
+
+CE_HEADERS = {"ce-specversion": "1.0", "ce-type": "t", "ce-source": "/s", "ce-id": "1",
+              "content-type": "application/json", "x-request-id": "req-1"}
+
+
+@pytest.mark.parametrize("pre", [["first"], ["first", "async"]])
+@pytest.mark.parametrize("headers", [CE_HEADERS, {"content-type": "application/json", "x-request-id": "req-1"}])
+def test_malformed_input_goes_through_the_hooks_as_a_400(serve, pre, headers):
+    client = serve("def main(ctx, data):\n    raise AssertionError('not called')\n", pre, ["first"])
+    response = client.post("/", headers=headers, content=b"{nope")
+    assert response.status_code == 400 and response.text.endswith("(request id req-1)\n")
+    assert response.headers["x-order"] == ",".join(f"pre:{name}" for name in pre) + ",post:first:400"
+
+
+@pytest.mark.parametrize("function", [
+    "import sys\ndef main(request):\n    sys.exit(1)\n",
+    "import sys\nasync def main(request):\n    sys.exit(1)\n",
+])
+def test_sys_exit_is_a_failure_the_post_hooks_see(serve, function, caplog):
+    client = serve(function, ["first"], ["first"])
+    response = client.get("/", headers={"x-request-id": "req-2"})
+    assert response.status_code == 500 and "req-2" in response.text
+    assert "SystemExit: 1" in caplog.text and "Exception in ASGI application" not in caplog.text
+
+
+def test_bad_request_read_by_the_function_goes_through_the_hooks(serve):
+    client = serve("def main(request):\n    return request.get_json()\n", ["first"], ["first"])
+    response = client.post("/", content=b"{nope", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["x-order"] == "pre:first,post:first:400"
+
+
+def _run(client, trigger, **fields):
+    runner = client.function.runner
+    invocation = Invocation(client.function.config, trigger, request_id="r", **fields)
+    asyncio.run(runner.run(invocation))
+    return invocation
+
+
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt()", "asyncio.CancelledError()"])
+@pytest.mark.parametrize("kind", ["def", "async def"])
+def test_keyboard_interrupt_and_cancellation_are_not_caught(make_client, raised, kind):
+    client = make_client(f"import asyncio\n{kind} main(ctx, data):\n    raise {raised}\n", "main")
+    expected = KeyboardInterrupt if raised.startswith("Keyboard") else asyncio.CancelledError
+    with pytest.raises(expected):
+        _run(client, HTTP)
+
+
+def test_bad_request_in_a_dapr_event_is_a_failure(make_client):
+    client = make_client("""
+        from openfunction.request import parse_json
+        def main(ctx, data):
+            return parse_json(data)
+    """, "main")
+    invocation = _run(client, BINDING, data=b"{nope")
+    assert isinstance(invocation.error, BadRequest) and invocation.status_code == 500
+    assert invocation.response is None
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "\u00b2"])
+def test_an_invalid_thread_count_names_the_variable(value):
+    from openfunction.errors import ConfigError
+    from openfunction.runner import thread_count
+
+    with pytest.raises(ConfigError, match="FUNCTION_THREADS is invalid"):
+        thread_count({"FUNCTION_THREADS": value})
+    assert thread_count({}) == 40 and thread_count({"FUNCTION_THREADS": "8"}) == 8

@@ -32,8 +32,18 @@ def test_func_instance_and_namespace_tags_win_over_configured_ones():
     assert (settings.service, settings.instance, settings.runtime) == ("fn", "fn-abc", "Async")
 
 
+@pytest.mark.parametrize("value", ["a2V5:dmFsdWU=,bad", "!!!:???", "a2V5:/w=="])
+def test_an_undecodable_sw8_correlation_entry_stops_start_up(value):
+    with pytest.raises(ConfigError) as info:
+        expand_baggage({"key": "sw8-correlation", "value": value},
+                       "FUNC_CONTEXT.tracing.baggage")
+    text = str(info.value)
+    assert text.startswith("FUNC_CONTEXT.tracing.baggage.value has an invalid entry")
+    assert "dGVuYW50:YWNtZQ==" in text
+
+
 def test_baggage_in_header_form_is_decoded():
-    assert expand_baggage({"key": "sw8-correlation", "value": "a2V5:dmFsdWU=,bad,eA==:eQ=="}) == {
+    assert expand_baggage({"key": "sw8-correlation", "value": "a2V5:dmFsdWU=,eA==:eQ=="}) == {
         "key": "value", "x": "y"}
     assert expand_baggage({"key": "baggage", "value": "a=1,b=two%20words;prop"}) == {
         "a": "1", "b": "two words"}
@@ -120,3 +130,13 @@ def test_scan_headers_reads_the_host_and_the_wanted_headers_in_one_pass():
         b"fn.test", {"traceparent": "00-x"})
     assert scan_headers(scope, frozenset({b"baggage"})) == (b"fn.test", None)
     assert scan_headers(scope, None) == (b"fn.test", {"traceparent": "00-x", "accept": "*/*"})
+
+
+@pytest.mark.parametrize("exporter, oap, where", [
+    (Exporter(endpoint="ftp://x:1"), "", "FUNC_CONTEXT.pluginsTracing.provider.exporter.endpoint"),
+    (None, "grpc://oap:11800", "FUNC_CONTEXT.pluginsTracing.provider.oapServer"),
+])
+def test_an_otlp_endpoint_with_another_scheme_is_refused(exporter, oap, where):
+    with pytest.raises(ConfigError) as info:
+        make_exporter(exporter, oap, {})
+    assert str(info.value).startswith(f"{where} is invalid")

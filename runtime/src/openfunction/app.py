@@ -6,8 +6,9 @@ matches every path), every method, and nothing else on the request path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-import json
 import logging
 import os
 import re
@@ -20,8 +21,9 @@ from openfunction import cloudevent
 from openfunction.config import FunctionConfig
 from openfunction.invocation import CLOUDEVENT, HTTP, Invocation
 from openfunction.plugins.pipeline import PreHookFailed
-from openfunction.request import Request
-from openfunction.runner import FunctionRunner
+from openfunction.request import BadRequest, Request, parse_json
+from openfunction.responses import ReturnValueError
+from openfunction.runner import FunctionRunner, reject
 from openfunction.signature import SignatureType
 from openfunction.lifespan import run_lifespan
 
@@ -65,19 +67,31 @@ class FunctionApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if self._match_all:
+            try:
+                if self._match_all:
+                    await self._handle(scope, receive, send)
+                    return
+                match = self._path_regex.match(scope["path"])  # type: ignore[union-attr]
+                if match is None:
+                    await PlainTextResponse("Not Found", 404)(scope, receive, send)
+                    return
+                scope["path_params"] = match.groupdict()
                 await self._handle(scope, receive, send)
-                return
-            match = self._path_regex.match(scope["path"])  # type: ignore[union-attr]
-            if match is None:
-                await PlainTextResponse("Not Found", 404)(scope, receive, send)
-                return
-            scope["path_params"] = match.groupdict()
-            await self._handle(scope, receive, send)
+            except asyncio.CancelledError:
+                await self._cancelled(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1000})
+
+    async def _cancelled(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The server cancelled the request (it stopped, past its grace period): answer 503
+        rather than let the cancellation surface as an application error."""
+        logger.warning("%s %s: cancelled, the server stopped before the function finished",
+                       scope.get("method", ""), scope.get("path", ""))
+        with contextlib.suppress(Exception):
+            await PlainTextResponse("Service Unavailable: the server is stopping\n", 503)(
+                scope, receive, send)
 
     def _request_id(self, scope: Scope) -> str:
         for name, value in scope["headers"]:
@@ -122,6 +136,8 @@ class FunctionApp:
         headers = request.headers
         event = None
         trigger = HTTP
+        data: Any = None
+        malformed: BadRequest | None = None
         if cloudevent.is_cloudevent(headers):
             try:
                 event = cloudevent.parse(headers, body)
@@ -130,16 +146,17 @@ class FunctionApp:
                     scope, receive, send
                 )
                 return
-            data = decode_data(event.data, event.get("datacontenttype") or "")
             trigger = CLOUDEVENT
+            try:
+                ctype = event.get("datacontenttype") or ""
+                data = decode_data(event.data, ctype, "CloudEvent data")
+            except BadRequest as exc:
+                malformed = exc
         else:
             try:
                 data = decode_data(body, headers.get("content-type", ""))
-            except ValueError as exc:
-                await PlainTextResponse(f"Bad Request: body is not valid JSON: {exc}\n", 400)(
-                    scope, receive, send
-                )
-                return
+            except BadRequest as exc:
+                malformed = exc
         invocation = Invocation(
             self.config,
             trigger,
@@ -148,6 +165,9 @@ class FunctionApp:
             data=data,
             request_id=self._request_id(scope),
         )
+        if malformed is not None:
+            # answered 400 by the runner, through the plugins and metrics
+            reject(invocation, malformed)
         await self.runner.run(invocation)
         await self._respond(invocation, scope, receive, send)
 
@@ -160,9 +180,13 @@ class FunctionApp:
     def _error_response(self, invocation: Invocation) -> Response:
         error = invocation.error
         if isinstance(error, PreHookFailed):
-            text = f"Internal Server Error: {error}"
+            # the cause is the plugin's business, shown like the function's own errors
+            text = (f"Internal Server Error: {error}" if self.expose_errors else
+                    f"Internal Server Error: pre hook of required plugin {error.plugin!r} failed")
         elif self.expose_errors and error is not None:
             text = f"Internal Server Error: {type(error).__name__}: {error}"
+        elif isinstance(error, ReturnValueError):
+            text = "Internal Server Error: the function's return value is invalid"
         else:
             text = "Internal Server Error: the function raised an exception"
         return PlainTextResponse(
@@ -175,11 +199,11 @@ class FunctionApp:
         await run_lifespan(receive, send, self.on_startup, self.on_shutdown)
 
 
-def decode_data(body: Any, content_type: str) -> Any:
+def decode_data(body: Any, content_type: str, what: str = "body") -> Any:
     """What an OpenFunction-signature function receives as `data`.
 
-    JSON bodies are decoded; `text/*` becomes `str`; anything else stays `bytes`;
-    an empty body is None.
+    JSON bodies are decoded (`BadRequest` when they are not valid JSON); `text/*` becomes
+    `str`; anything else stays `bytes`; an empty body is None.
     """
     if body is None:
         return None
@@ -189,13 +213,13 @@ def decode_data(body: Any, content_type: str) -> Any:
         return None
     ctype = content_type.split(";", 1)[0].strip().lower()
     if "json" in ctype:
-        return json.loads(body)
+        return parse_json(body, what)
     if ctype.startswith("text/"):
         return body.decode(errors="replace")
     if not ctype:
         try:
-            return json.loads(body)
-        except ValueError:
+            return parse_json(body, what)
+        except BadRequest:
             return bytes(body)
     return bytes(body)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from openfunction.errors import ConfigError, FrameworkError, PluginError
 from openfunction.heap import freeze_startup_objects
 from openfunction.loader import DEFAULT_SOURCE, LoadedFunction, load_function
 from openfunction.logs import configure_logging
-from openfunction.metrics import enable_metrics, metrics_port
+from openfunction.metrics import checked_metrics_port, enable_metrics, metrics_port
 from openfunction.plugins import build_pipeline
 from openfunction.plugins.pipeline import Pipeline
 from openfunction.runner import FunctionRunner
@@ -100,7 +101,7 @@ def parse_options(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Opt
     port_text = pick(args.port, "PORT")
     port = None
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             where = "--port" if args.port else "PORT"
             raise ConfigError(f"{where} is invalid: {port_text!r}",
                               "a port is a number from 1 to 65535.", f"set {where} to e.g. 8080")
@@ -111,7 +112,7 @@ def parse_options(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Opt
     if grace_text:
         try:
             grace = float(grace_text)
-            if grace < 0:
+            if not 0 <= grace < math.inf:  # also refuses nan
                 raise ValueError
         except ValueError:
             where = "--grace-period" if args.grace_period else "GRACEFUL_SHUTDOWN_TIMEOUT"
@@ -170,7 +171,10 @@ def load(options: Options, environ: Mapping[str, str]) -> Function:
             f"the Async runtime needs the openfunction signature, not {loaded.signature}",
             "events from Dapr are delivered as func(ctx, data).",
             "define the function as def handler(ctx, data) (or decorate it with "
-            "@openfunction.function) and drop --signature-type",
+            "@openfunction.function)" + (
+                f" and remove its {loaded.signature.decorator} decorator"
+                if loaded.signature_origin == "decorator"
+                else " and drop --signature-type / FUNCTION_SIGNATURE_TYPE"),
         )
     try:
         pipeline = build_pipeline(config, loaded.source.parent)
@@ -247,7 +251,12 @@ def create_app_from_env():  # type: ignore[no-untyped-def]
     """App factory used by `--debug` reloads (uvicorn imports it in a fresh process)."""
     options = parse_options([], os.environ)
     configure_logging(options.log_level)
-    return create_app(load(options, os.environ), options)
+    try:
+        return create_app(load(options, os.environ), options)
+    except FrameworkError as exc:
+        # the reloader keeps watching: the next change loads the source again
+        print(f"error: {exc}\nwaiting for a change to reload", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -257,11 +266,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(options.log_level)
         fn = load(options, environ)
         if options.dry_run:
+            check_serving(fn, options, environ)
             print(describe(fn, options.host))
             print("dry run: configuration, function and plugins are valid; not serving")
             return 0
         for line in describe(fn, options.host).splitlines():
             logger.info(line)
+        if fn.config.runtime is Runtime.KNATIVE and fn.config.inputs:
+            logger.warning("FUNC_CONTEXT.inputs is ignored: a Knative function is called over "
+                           "HTTP; inputs deliver events to an Async function")
         if options.debug and metrics_port(environ):
             logger.warning("METRICS_PORT is ignored with --debug (reloads run in other processes)")
         elif not options.debug:
@@ -277,14 +290,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve_with_reload(options, fn)
         logger.info("listening on %s:%s (%s, %s)", options.host, fn.config.port,
                     event_loop_name(), http_protocol_name())
-        serve(create_app(fn, options), options.host, fn.config.port,
-              grace_period=options.grace_period, log_level=options.log_level)
+        drained = serve(create_app(fn, options), options.host, fn.config.port,
+                        grace_period=options.grace_period, log_level=options.log_level)
+        if not drained:
+            # a cancelled `def` function may still run in a worker thread, which the
+            # interpreter would wait for at exit: leave without it
+            logging.shutdown()
+            os._exit(1)
         return 0
     except FrameworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def check_serving(fn: Function, options: Options, environ: Mapping[str, str]) -> None:
+    """For `--dry-run`: the checks serving makes before it listens (metrics port, the Async
+    runtime's inputs and APP_PROTOCOL), without listening."""
+    if not options.debug:
+        checked_metrics_port(fn.config, environ)
+    if fn.config.runtime is Runtime.ASYNC:
+        from openfunction.dapr.server import check_async
+
+        check_async(fn, environ)
 
 
 def _serve_with_reload(options: Options, fn: Function) -> int:

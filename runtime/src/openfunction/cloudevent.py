@@ -5,6 +5,7 @@ The `cloudevents` SDK is imported on first use only: a plain HTTP function never
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping
 
 _sdk: Any = None
@@ -35,10 +36,23 @@ def parse(headers: Mapping[str, str], body: bytes) -> Any:
     """Decode a CloudEvent from an HTTP request, or raise `InvalidCloudEvent` with the reason."""
     sdk = _load()
     try:
-        return sdk.from_http(dict(headers), body)
+        return sdk.from_http(dict(headers), body, data_unmarshaller=_json_or_as_is)
+    except RecursionError:  # a structured-mode envelope nested too deeply
+        raise InvalidCloudEvent("the JSON is nested too deeply") from None
     except Exception as exc:  # the SDK raises several unrelated types
         reason = str(exc) or type(exc).__name__
         raise InvalidCloudEvent(reason) from None
+
+
+def _json_or_as_is(content: Any) -> Any:
+    """The event's data: decoded when it is JSON, else as it came (the SDK's default, which
+    also keeps data nested too deeply to decode as it came instead of failing the event)."""
+    if content is None:
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, TypeError, RecursionError):
+        return content
 
 
 def cloudevent_class() -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
@@ -103,6 +104,12 @@ class TracingConfig:
     provider: TracingProvider | None = None
     tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     baggage: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    field_name: str = "pluginsTracing"
+    """The `FUNC_CONTEXT` field it was read from (`tracing` in the v1beta2 shape), for errors."""
+
+    def where(self, path: str = "") -> str:
+        """`FUNC_CONTEXT.<field>.<path>`: how error messages name one of its fields."""
+        return f"{FUNC_CONTEXT_ENV}.{self.field_name}{'.' + path if path else ''}"
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,10 @@ class FunctionConfig:
     states: Mapping[str, Component] = field(default_factory=lambda: MappingProxyType({}))
     pre_plugins: tuple[str, ...] = ()
     post_plugins: tuple[str, ...] = ()
+    pre_field: str = "prePlugins"
+    post_field: str = "postPlugins"
+    """The `FUNC_CONTEXT` fields the plugin lists were read from (`preHooks` / `postHooks` in
+    the v1beta2 shape), for errors."""
     tracing: TracingConfig | None = None
     mode: str = SELF_HOST_MODE
     pod_name: str = ""
@@ -176,6 +187,12 @@ def parse_function_context(
     env = {} if environ is None else environ
     try:
         doc = json.loads(raw)
+    except RecursionError:
+        raise ConfigError(
+            f"{FUNC_CONTEXT_ENV} is not valid JSON",
+            "it is nested too deeply to be read.",
+            f"set {FUNC_CONTEXT_ENV} to the JSON object OpenFunction writes",
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{FUNC_CONTEXT_ENV} is not valid JSON",
@@ -190,7 +207,7 @@ def parse_function_context(
     else:
         fields = _parse_v1beta1(reader, obj)
 
-    mode = SELF_HOST_MODE if env.get("CONTEXT_MODE") == SELF_HOST_MODE else KUBERNETES_MODE
+    mode = _context_mode(env)
     pod_name = env.get("POD_NAME", "")
     pod_namespace = env.get("POD_NAMESPACE", "")
     if mode == KUBERNETES_MODE:
@@ -211,14 +228,14 @@ def parse_function_context(
         provider = tracing.provider
         if provider is None or not provider.name:
             raise ConfigError(
-                f"{FUNC_CONTEXT_ENV}.pluginsTracing.provider is missing",
+                f"{tracing.where('provider')} is missing",
                 "tracing is enabled but no provider is named.",
                 'add "provider": {"name": "skywalking", "oapServer": "<host>:11800"} '
                 'or {"name": "opentelemetry", ...}, or set "enabled": false',
             )
         if provider.name not in TRACING_PROVIDERS:
             raise ConfigError(
-                f"{FUNC_CONTEXT_ENV}.pluginsTracing.provider.name is invalid: {provider.name!r}",
+                f"{tracing.where('provider.name')} is invalid: {provider.name!r}",
                 f"known providers: {', '.join(TRACING_PROVIDERS)}.",
                 "use one of the known providers",
             )
@@ -239,6 +256,20 @@ def parse_function_context(
         pod_namespace=pod_namespace,
         dapr=dapr or _dapr_endpoint(env),
         from_func_context=True,
+    )
+
+
+def _context_mode(env: Mapping[str, str]) -> str:
+    text = env.get("CONTEXT_MODE", "")
+    if text.strip() in ("", KUBERNETES_MODE):
+        return KUBERNETES_MODE
+    if text.strip() == SELF_HOST_MODE:
+        return SELF_HOST_MODE
+    raise ConfigError(
+        f"CONTEXT_MODE is invalid: {text!r}",
+        f"it is '{KUBERNETES_MODE}' (the default: in a pod, which needs POD_NAME and "
+        f"POD_NAMESPACE) or '{SELF_HOST_MODE}' (anywhere else).",
+        f"set CONTEXT_MODE={SELF_HOST_MODE} for a local run, or unset it",
     )
 
 
@@ -286,6 +317,8 @@ def _parse_v1beta2(reader: "_Reader", obj: Mapping[str, Any]) -> dict[str, Any]:
     if "runtime" in obj:
         runtime = _runtime(reader, obj.get("runtime"), "runtime")
     tracing_field = "tracing" if "tracing" in obj else "pluginsTracing"
+    pre_field = "preHooks" if "preHooks" in obj else "prePlugins"
+    post_field = "postHooks" if "postHooks" in obj else "postPlugins"
     return {
         "name": reader.string(obj.get("name", ""), "name") or "function",
         "version": reader.string(obj.get("version", ""), "version"),
@@ -295,10 +328,10 @@ def _parse_v1beta2(reader: "_Reader", obj: Mapping[str, Any]) -> dict[str, Any]:
         "inputs": MappingProxyType(inputs),
         "outputs": _components(reader, obj.get("outputs"), "outputs", ("bindings", "pubsub")),
         "states": _components(reader, obj.get("states"), "states", ("state",)),
-        "pre_plugins": reader.string_list(obj.get("preHooks", obj.get("prePlugins")), "preHooks"),
-        "post_plugins": reader.string_list(
-            obj.get("postHooks", obj.get("postPlugins")), "postHooks"
-        ),
+        "pre_plugins": reader.string_list(obj.get(pre_field), pre_field),
+        "post_plugins": reader.string_list(obj.get(post_field), post_field),
+        "pre_field": pre_field,
+        "post_field": post_field,
         "tracing": _tracing(reader, obj.get(tracing_field), tracing_field),
     }
 
@@ -331,6 +364,17 @@ def _http_pattern(reader: "_Reader", value: Any) -> str:
             "an HTTP route must start with '/'.",
             f'use "httpPattern": "/{pattern}"',
         )
+    from starlette.routing import compile_path
+
+    try:
+        compile_path(pattern)
+    except (AssertionError, ValueError, re.error) as exc:
+        raise ConfigError(
+            f"{FUNC_CONTEXT_ENV}.httpPattern is invalid: {pattern!r}",
+            f"{exc}. A route is a path with {{name}} parameters, optionally typed "
+            "{name:str}, {name:int}, {name:float}, {name:uuid} or {name:path}.",
+            'use e.g. "httpPattern": "/hello/{name}"',
+        ) from None
     return pattern
 
 
@@ -366,6 +410,13 @@ def _components(
         )
         if not uri and ctype.startswith("bindings"):
             uri = cname or key
+        if not uri and where == "outputs" and ctype.startswith("pubsub"):
+            raise ConfigError(
+                f"{reader.prefix}.{path}.uri is missing",
+                "a pub/sub output publishes to a topic, which its uri (topic in the v1beta2 "
+                "shape) names.",
+                f'add "uri": "<topic>" to {path}',
+            )
         metadata = reader.string_map(obj.get("metadata"), f"{path}.metadata")
         result[key] = Component(
             name=key,
@@ -407,6 +458,7 @@ def _tracing(reader: "_Reader", value: Any, where: str) -> TracingConfig | None:
         provider=provider,
         tags=reader.string_map(obj.get("tags"), f"{where}.tags"),
         baggage=reader.string_map(obj.get("baggage"), f"{where}.baggage"),
+        field_name=where,
     )
 
 
@@ -415,7 +467,7 @@ def _dapr_endpoint(env: Mapping[str, str]) -> DaprEndpoint:
         text = env.get(var, "")
         if not text:
             return default
-        if not text.isdigit() or not 0 < int(text) < 65536:
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
             raise ConfigError(
                 f"{var} is invalid: {text!r}",
                 "it must be a TCP port number.",
@@ -489,7 +541,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise self.type_error(where, "a port number", value)
         text = str(value)
-        if not text.isdigit() or not 0 < int(text) < 65536:
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
             raise ConfigError(
                 f"{self._path(where)} is invalid: {value!r}",
                 "a port is a number from 1 to 65535.",

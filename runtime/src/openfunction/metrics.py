@@ -39,13 +39,25 @@ def metrics_port(environ: Mapping[str, str]) -> int | None:
     text = environ.get(METRICS_PORT_ENV, "").strip()
     if not text or text == "0":
         return None
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ConfigError(
             f"{METRICS_PORT_ENV} is invalid: {text!r}",
             "it is the TCP port the Prometheus metrics are served on.",
             f"set {METRICS_PORT_ENV} to a free port such as 9090, or unset it to turn metrics off",
         )
     return int(text)
+
+
+def checked_metrics_port(config: "FunctionConfig", environ: Mapping[str, str]) -> int | None:
+    """`metrics_port`, also refusing the function's own port."""
+    port = metrics_port(environ)
+    if port is not None and port == config.port:
+        raise ConfigError(
+            f"{METRICS_PORT_ENV} is the function's port ({port})",
+            "metrics are served beside the function, on a port of their own.",
+            f"set {METRICS_PORT_ENV} to another port, e.g. 9090",
+        )
+    return port
 
 
 class FunctionMetrics:
@@ -114,15 +126,9 @@ class FunctionMetrics:
 def enable_metrics(runner: "FunctionRunner", config: "FunctionConfig", host: str,
                    environ: Mapping[str, str]) -> FunctionMetrics | None:
     """Instrument `runner` and serve metrics when `METRICS_PORT` is set; else do nothing."""
-    port = metrics_port(environ)
+    port = checked_metrics_port(config, environ)
     if port is None:
         return None
-    if port == config.port:
-        raise ConfigError(
-            f"{METRICS_PORT_ENV} is the function's port ({port})",
-            "metrics are served beside the function, on a port of their own.",
-            f"set {METRICS_PORT_ENV} to another port, e.g. 9090",
-        )
     metrics = FunctionMetrics(config)
     metrics.instrument(runner)
     metrics.serve(host, port)

@@ -8,7 +8,13 @@ The runner knows how each signature type is called:
 
 `async def` functions run on the event loop; `def` functions run in a worker thread so
 they never block it. The runner never raises for a failure of the user's code: it records
-it on the invocation (`error`, `status_code`) for the caller to answer.
+it on the invocation (`error`, `status_code`) for the caller to answer; `SystemExit`
+(`sys.exit()` in the function) is such a failure too.
+
+A `BadRequest` (a body that is not valid JSON) is the client's mistake: for a request it
+is answered 400, with no `error` recorded. The server marks an invocation whose input it
+could not decode with `reject`: it goes through the plugins (and metrics) like any other
+and is answered 400, without calling the function.
 """
 
 from __future__ import annotations
@@ -19,18 +25,42 @@ import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from openfunction.context import Context, Services
+from openfunction.errors import ConfigError
 from openfunction.invocation import HTTP, Invocation
 from openfunction.loader import LoadedFunction, user_traceback
-from openfunction.plugins.pipeline import Pipeline
-from openfunction.responses import to_response
+from openfunction.plugins.pipeline import Pipeline, PreHookFailed
+from openfunction.request import BadRequest
+from openfunction.responses import bad_request, to_response
 from openfunction.signature import SignatureType
 
 logger = logging.getLogger("openfunction")
 
 DEFAULT_THREADS = 40
+
+REJECTED = "openfunction.rejected"
+"""`Invocation.state` key: the `BadRequest` the server answers instead of calling the function."""
+
+
+def reject(invocation: Invocation, error: BadRequest) -> None:
+    """Have `invocation` answered 400 for `error` instead of calling the function."""
+    invocation.state[REJECTED] = error
+
+
+def thread_count(environ: Mapping[str, str]) -> int:
+    """The worker threads for `def` functions: `FUNCTION_THREADS`, else `DEFAULT_THREADS`."""
+    text = environ.get("FUNCTION_THREADS", "").strip()
+    if not text:
+        return DEFAULT_THREADS
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ConfigError(
+            f"FUNCTION_THREADS is invalid: {text!r}",
+            "it is how many `def` function calls may run at once, in worker threads.",
+            f"set FUNCTION_THREADS to a whole number such as {DEFAULT_THREADS}, or unset it",
+        )
+    return int(text)
 
 
 class FunctionRunner:
@@ -44,7 +74,7 @@ class FunctionRunner:
         self.function = function
         self.pipeline = pipeline
         self.services = services
-        workers = threads or int(os.environ.get("FUNCTION_THREADS", DEFAULT_THREADS))
+        workers = threads or thread_count(os.environ)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="function")
         self._func = function.func
         self._is_async = function.is_async
@@ -70,7 +100,8 @@ class FunctionRunner:
                 await pending
         else:
             await self.pipeline.run(invocation, self._call)
-        if invocation.error is not None:
+        if invocation.error is not None and not isinstance(invocation.error, PreHookFailed):
+            # (a failed required pre hook is logged by the pipeline: the function did not run)
             logger.error(
                 "function %r failed (request %s)\n%s",
                 self.function.target,
@@ -79,6 +110,10 @@ class FunctionRunner:
             )
 
     async def _call(self, invocation: Invocation) -> None:
+        rejected = invocation.state.get(REJECTED)
+        if rejected is not None:
+            self._bad_request(invocation, rejected)
+            return
         try:
             args: tuple[Any, ...]
             if self._signature is SignatureType.OPENFUNCTION:
@@ -96,9 +131,23 @@ class FunctionRunner:
                 response = to_response(result, empty_status=200)
                 invocation.response = response
                 invocation.status_code = response.status_code
-        except Exception as exc:  # noqa: BLE001 - user code: recorded, answered, logged
+        except BadRequest as exc:
+            if invocation.trigger == HTTP or invocation.request is not None:
+                self._bad_request(invocation, exc)
+            else:  # a Dapr event: no client to answer, a failure like any other
+                invocation.error = exc
+                invocation.status_code = 500
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code: recorded, answered
             invocation.error = exc
             invocation.status_code = 500
+
+    def _bad_request(self, invocation: Invocation, error: BadRequest) -> None:
+        logger.info(
+            "function %r: bad request (request %s): %s",
+            self.function.target, invocation.request_id or "-", error,
+        )
+        invocation.response = bad_request(error, invocation.request_id)
+        invocation.status_code = 400
 
     def _in_thread(self, *args: Any) -> "asyncio.Future[Any]":
         """The `def` function in a worker thread, with the invocation's context variables."""

@@ -2,7 +2,9 @@
 
 The listening socket is bound here first, so a port already in use is reported as a
 clear start-up error. On SIGTERM uvicorn stops accepting, lets in-flight requests finish
-within the grace period, and the process exits 0.
+within the grace period, and the process exits 0. Requests still running when the grace
+period is over are cancelled and the process exits 1 at once: a `def` function stuck in a
+worker thread cannot be stopped, and waiting for it would never end.
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ def _graceful_server_class() -> Any:
     class GracefulServer(uvicorn.Server):
         """uvicorn re-raises a caught SIGTERM after draining; a drained function exits 0."""
 
+        drained = True
+        """False once the grace period ran out with requests in flight (uvicorn cancels them)."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self.drained = False
+            await super().shutdown(sockets)
+
+        async def _wait_tasks_to_complete(self) -> None:
+            await super()._wait_tasks_to_complete()
+            self.drained = True
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             with super().capture_signals():
@@ -69,13 +82,21 @@ def _graceful_server_class() -> Any:
                     yield
                 finally:
                     if self._captured_signals:
-                        logger.info("stopped after finishing in-flight requests")
+                        if self.drained:
+                            logger.info("stopped after finishing in-flight requests")
+                        else:
+                            logger.error(
+                                "stopped: requests were still running when the grace period "
+                                "(%gs, --grace-period / GRACEFUL_SHUTDOWN_TIMEOUT) ran out; "
+                                "they were cancelled", self.config.timeout_graceful_shutdown)
                     self._captured_signals.clear()
 
     return GracefulServer
 
 
-def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str) -> None:
+def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str) -> bool:
+    """Serve until stopped; False when requests had to be cancelled at the end (the caller
+    exits at once then: a `def` function may still be running in a worker thread)."""
     import uvicorn
 
     sock = bind_socket(host, port)
@@ -95,3 +116,4 @@ def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str
     server.run(sockets=[sock])
     if server.started is False and not getattr(server, "should_exit", False):
         raise ServeError("the server did not start", "see the log above.", "")
+    return bool(server.drained)

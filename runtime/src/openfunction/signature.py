@@ -30,6 +30,17 @@ class SignatureType(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def arguments(self) -> tuple[str, ...]:
+        """The positional arguments the runner passes: `func(request)`, `func(event)` or
+        `func(ctx, data)`."""
+        return _ARGUMENTS[self]
+
+    @property
+    def decorator(self) -> str:
+        """The decorator that declares this signature type on a function."""
+        return _DECORATORS[self]
+
     @classmethod
     def parse(cls, text: str) -> "SignatureType":
         value = text.strip().lower().replace("_", "").replace("-", "")
@@ -39,6 +50,19 @@ class SignatureType(str, Enum):
             return aliases[value]
         except KeyError:
             raise ValueError(text) from None
+
+
+_ARGUMENTS: dict[SignatureType, tuple[str, ...]] = {
+    SignatureType.HTTP: ("request",),
+    SignatureType.CLOUDEVENT: ("event",),
+    SignatureType.OPENFUNCTION: ("ctx", "data"),
+}
+
+_DECORATORS: dict[SignatureType, str] = {
+    SignatureType.HTTP: "@openfunction.http",
+    SignatureType.CLOUDEVENT: "@openfunction.cloud_event",
+    SignatureType.OPENFUNCTION: "@openfunction.function",
+}
 
 
 def _declare(signature: SignatureType) -> Callable[[F], F]:

@@ -66,3 +66,11 @@ def test_logger_listed_only_after_times_from_the_start_of_the_invocation(caplog)
         asyncio.run(Pipeline([], [logger]).run(inv, slow))
     duration = float(caplog.records[-1].getMessage().split("duration_ms=")[1].split()[0])
     assert 50 <= duration < 5000
+
+
+def test_counter_listed_only_before_warns_at_start_up(caplog):
+    InvocationCounter().setup(FunctionConfig(pre_plugins=("counter",)))
+    assert "plugin 'counter' is not listed in postPlugins" in caplog.text
+    caplog.clear()
+    InvocationCounter().setup(FunctionConfig(post_plugins=("counter",)))
+    assert caplog.text == ""

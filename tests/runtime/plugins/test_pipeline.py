@@ -5,6 +5,7 @@ import time
 import pytest
 
 from openfunction.config import FunctionConfig
+from openfunction.errors import PluginError
 from openfunction.invocation import HTTP, Invocation
 from openfunction.plugins import Pipeline, Plugin, PreHookFailed
 
@@ -198,3 +199,16 @@ def test_get_and_plugin_set_value():
 
     inv = run(Pipeline([Exposer()], [Consumer()]))
     assert inv.state == {"got": 7, "missing": None}
+
+
+@pytest.mark.parametrize("timeout", ["0.5", 0, -1, float("nan"), True])
+def test_an_invalid_timeout_stops_start_up(timeout):
+    class Slow(Plugin):
+        name = "slow"
+
+        def exec_pre_hook(self, ctx, plugins):
+            pass
+
+    Slow.timeout = timeout
+    with pytest.raises(PluginError, match=r"plugin 'slow' has an invalid timeout"):
+        Pipeline([Slow()], [])

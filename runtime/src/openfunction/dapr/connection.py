@@ -2,7 +2,9 @@
 
 The connection is made on first use (`ensure`) on the running event loop and reused
 until shutdown. Every wait is bounded: connecting by `DAPR_CONNECT_TIMEOUT`, each call by
-`DAPR_API_TIMEOUT_SECONDS`. A sidecar that cannot be reached raises
+`DAPR_API_TIMEOUT_SECONDS`. Callers that need the connection while it is being made share
+that one attempt, each waiting at most `DAPR_CONNECT_TIMEOUT` from when it started; a failed
+attempt is not remembered, the next caller tries again. A sidecar that cannot be reached raises
 `DaprUnavailableError` naming `DAPR_HOST` / `DAPR_GRPC_PORT`; an error answered by the
 sidecar (unknown component, bad metadata...) raises `OutputError` with its message.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -50,14 +53,16 @@ class DaprSettings:
                 return default
             try:
                 value = float(text)
-                if value <= 0:
-                    raise ValueError
             except ValueError:
+                value = math.nan
+            # NaN compares False with everything and inf never expires: both would make a
+            # bounded wait unbounded, so only finite numbers greater than 0 are accepted
+            if not math.isfinite(value) or value <= 0:
                 raise ConfigError(
                     f"{name} is invalid: {text!r}",
-                    "it is a number of seconds greater than 0.",
+                    "it is a finite number of seconds greater than 0 (not nan or inf).",
                     f"set {name} to e.g. {default:g}, or unset it",
-                ) from None
+                )
             return value
 
         return cls(
@@ -81,13 +86,20 @@ class DaprSettings:
 
 
 class DaprConnection:
-    """A lazily opened `grpc.aio` channel to the sidecar's Dapr API."""
+    """A lazily opened `grpc.aio` channel to the sidecar's Dapr API.
+
+    Used on one event loop only (`def` functions reach it through
+    `asyncio.run_coroutine_threadsafe`), so no thread lock is needed.
+    """
 
     def __init__(self, settings: DaprSettings) -> None:
         self.settings = settings
         self._channel: "grpc.aio.Channel | None" = None
         self._calls: dict[str, Any] = {}
-        self._lock: asyncio.Lock | None = None
+        self._attempt: "asyncio.Task[None] | None" = None
+        """The connection attempt in progress, shared by every caller waiting for it."""
+        self._attempt_deadline = 0.0
+        """When `_attempt` gives up (event loop time): after it, nobody joins it."""
         self._metadata: tuple[tuple[str, str], ...] = (
             (("dapr-api-token", settings.api_token),) if settings.api_token else ()
         )
@@ -98,36 +110,81 @@ class DaprConnection:
         return self._channel is not None
 
     async def ensure(self) -> None:
-        """Open the channel and wait (bounded) until the sidecar accepts connections."""
+        """Open the channel and wait (bounded) until the sidecar accepts connections.
+
+        Concurrent callers join the attempt in progress instead of queueing for attempts
+        of their own; each waits at most `DAPR_CONNECT_TIMEOUT` from its call.
+        """
         if self._channel is not None:
             return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._channel is not None:
-                return
-            import grpc
-            import grpc.aio
-
-            channel = grpc.aio.insecure_channel(
-                self.settings.endpoint.grpc_address,
-                options=[
-                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ],
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.connect_timeout
+        attempt = self._attempt
+        if (attempt is None or attempt.done() or attempt.get_loop() is not loop
+                or loop.time() >= self._attempt_deadline):
+            # none in progress, or one failing right now: a new caller tries again
+            _grpc_aio()  # the first import takes a while: done before the clock starts
+            deadline = loop.time() + timeout
+            attempt = loop.create_task(self._connect(deadline), name="dapr-connect")
+            attempt.add_done_callback(self._attempt_done)
+            self._attempt, self._attempt_deadline = attempt, deadline
+        # asyncio.wait neither cancels the attempt when this caller gives up or is cancelled
+        # (the others still wait for it) nor raises the attempt's own cancellation
+        done, _ = await asyncio.wait({attempt}, timeout=timeout)
+        if not done:
+            raise self._not_answered()
+        if attempt.cancelled():
+            raise self.settings.unreachable(
+                "the connection to the Dapr sidecar was closed",
+                "it was closed (the function is shutting down) before the sidecar answered.",
             )
-            timeout = self.settings.connect_timeout
-            try:
-                await asyncio.wait_for(channel.channel_ready(), timeout)
-            except asyncio.TimeoutError:
+        error = attempt.exception()
+        if isinstance(error, DaprUnavailableError):
+            # a copy per waiter: raising the shared one would grow its traceback each time
+            raise DaprUnavailableError(error.title, error.detail, error.hint)
+        if error is not None:
+            raise error
+
+    async def _connect(self, deadline: float) -> None:
+        """One connection attempt, ending by `deadline` (event loop time)."""
+        channel = _grpc_aio().insecure_channel(
+            self.settings.endpoint.grpc_address,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # a subchannel of its own: one shared with the channel of a failed attempt
+                # would still be backing off, and this attempt would not really try again
+                ("grpc.use_local_subchannel_pool", 1),
+            ],
+        )
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(channel.channel_ready(), max(remaining, 0.0))
+            if self._channel is not None:
+                # an attempt begun once this one was past its deadline connected first
                 await channel.close()
-                raise self.settings.unreachable(
-                    "no Dapr sidecar is reachable",
-                    f"nothing answered within {timeout:g}s (DAPR_CONNECT_TIMEOUT).",
-                ) from None
+                return
             self._bind(channel)
-            self._channel = channel
-            logger.debug("connected to the Dapr sidecar at %s", self.settings.endpoint.grpc_address)
+        except asyncio.TimeoutError:
+            await channel.close()
+            raise self._not_answered() from None
+        except BaseException:  # cancelled by close(), or the Dapr protobufs failed to load
+            await channel.close()
+            raise
+        self._channel = channel
+        logger.debug("connected to the Dapr sidecar at %s", self.settings.endpoint.grpc_address)
+
+    def _attempt_done(self, attempt: "asyncio.Task[None]") -> None:
+        if self._attempt is attempt:
+            self._attempt = None  # a failed attempt is not cached: the next caller retries
+        if not attempt.cancelled():
+            attempt.exception()  # retrieved here even when every waiter gave up first
+
+    def _not_answered(self) -> DaprUnavailableError:
+        return self.settings.unreachable(
+            "no Dapr sidecar is reachable",
+            f"nothing answered within {self.settings.connect_timeout:g}s (DAPR_CONNECT_TIMEOUT).",
+        )
 
     def _bind(self, channel: "grpc.aio.Channel") -> None:
         from dapr.proto.runtime.v1 import binding_pb2, pubsub_pb2, state_pb2
@@ -220,9 +277,20 @@ class DaprConnection:
         await self._call("DeleteState", request, f"deleting key {key!r} of store {store!r}")
 
     async def close(self) -> None:
+        attempt, self._attempt = self._attempt, None
+        if (attempt is not None and not attempt.done()
+                and attempt.get_loop() is asyncio.get_running_loop()):
+            attempt.cancel()  # it closes its channel; a channel it opened is closed below
+            await asyncio.wait({attempt})
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
+
+
+def _grpc_aio() -> Any:
+    import grpc.aio
+
+    return grpc.aio
 
 
 async def wait_for_sidecar(settings: DaprSettings, *, interval: float = 0.1) -> float:

@@ -79,7 +79,7 @@ def decode_data(raw: bytes, content_type: str = "") -> Any:
     if not media or is_json_type(media):
         try:
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             pass
     if media.startswith("text/"):
         try:

@@ -156,7 +156,7 @@ def _cloudevent_data(event: dict[str, Any]) -> tuple[bytes, str]:
     content_type = str(event.get("datacontenttype") or "")
     if isinstance(event.get("data_base64"), str):
         try:
-            return base64.b64decode(event["data_base64"]), content_type
+            return base64.b64decode(event["data_base64"], validate=True), content_type
         except (binascii.Error, ValueError):
             return event["data_base64"].encode(), content_type
     if "data" not in event or event["data"] is None:

@@ -70,6 +70,12 @@ def check_port(host: str, port: int) -> None:
                              "check --host / HOST and the port (FUNC_CONTEXT.port, --port)") from None
 
 
+def check_async(fn: "Function", environ: Mapping[str, str]) -> None:
+    """What `serve_async` checks before serving, for `--dry-run`: raises `FrameworkError`."""
+    app_protocol(environ)
+    EventDispatcher(fn.config, fn.runner)
+
+
 def serve_async(fn: "Function", *, host: str, grace_period: float,
                 environ: Mapping[str, str] | None = None) -> None:
     """Serve `fn` until SIGTERM; raises `FrameworkError` for start-up problems."""
@@ -87,9 +93,9 @@ def serve_async(fn: "Function", *, host: str, grace_period: float,
     for line in dispatcher.describe():
         logger.info(line)
     if protocol == "http":
-        _serve_http(fn, dispatcher, connection, host, grace_period)
         # uvicorn cancels requests only when its grace period ran out
-        drained = dispatcher.cancelled == 0
+        drained = _serve_http(fn, dispatcher, connection, host, grace_period) and (
+            dispatcher.cancelled == 0)
     else:
         drained = asyncio.run(_serve_grpc(fn, dispatcher, connection, host, grace_period))
     if not drained:
@@ -175,6 +181,9 @@ async def _wait_for_sidecar_or_stop(settings: DaprSettings, connection: DaprConn
 
 
 async def _connect(settings: DaprSettings, connection: DaprConnection) -> None:
+    endpoint = settings.endpoint
+    logger.info("waiting up to %gs (DAPR_HEALTH_TIMEOUT) for the Dapr sidecar at %s:%s",
+                settings.health_timeout, endpoint.host, endpoint.http_port)
     waited = await wait_for_sidecar(settings)
     await connection.ensure()
     logger.info("Dapr sidecar ready at %s (waited %.2fs)", settings.endpoint.grpc_address, waited)
@@ -192,7 +201,7 @@ async def _close(fn: "Function", connection: DaprConnection) -> None:
 
 
 def _serve_http(fn: "Function", dispatcher: EventDispatcher, connection: DaprConnection,
-                host: str, grace_period: float) -> None:
+                host: str, grace_period: float) -> bool:
     from openfunction.dapr.app_token import AppToken
     from openfunction.dapr.http_app import DaprHttpApp
     from openfunction.server import serve
@@ -209,5 +218,5 @@ def _serve_http(fn: "Function", dispatcher: EventDispatcher, connection: DaprCon
                       token=AppToken.from_environ(os.environ))
     logger.info("serving Dapr app callbacks (HTTP) on %s:%s", host, fn.config.port)
     level = logging.getLevelName(logging.getLogger("openfunction").getEffectiveLevel())
-    serve(app, host, fn.config.port, grace_period=grace_period,
-          log_level=level if isinstance(level, str) else "INFO")
+    return serve(app, host, fn.config.port, grace_period=grace_period,
+                 log_level=level if isinstance(level, str) else "INFO")

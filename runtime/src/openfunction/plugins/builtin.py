@@ -64,6 +64,13 @@ class InvocationCounter(Plugin):
 
     per_invocation = False  # keeps nothing on `self` per invocation: one shared instance
 
+    def setup(self, config: Any) -> None:
+        if self.name not in config.post_plugins:
+            logging.getLogger("openfunction.plugins").warning(
+                "plugin %r is not listed in %s: it counts invocations and errors in its post "
+                "hook, so it will count none; list it there (and in %s for in-flight counts)",
+                self.name, config.post_field, config.pre_field)
+
     def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
         ctx.state["counter.entered"] = True
         self.counts.in_flight += 1

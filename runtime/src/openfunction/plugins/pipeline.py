@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import time
 import types
 from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Mapping, Optional, Sequence
 
+from openfunction.errors import PluginError
 from openfunction.plugins.base import Plugin
 from openfunction.plugins.instances import needs_own_instance, unwatch, watch_shared
 
@@ -88,13 +90,29 @@ class _Hook:
         # the class's function, called with the invocation's instance
         self.function: HookFunction = getattr(type(prototype), attribute)
         self.is_async = inspect.iscoroutinefunction(self.function)
-        self.timeout = prototype.timeout
+        self.timeout = _timeout(prototype)
         self.required = bool(prototype.required) and phase == "pre"
 
     def step(self) -> tuple[str, HookFunction | None, "_Hook"]:
         """What `Pipeline.run` iterates: the function is None when the hook has a timeout
         (run bounded); otherwise it is called inline, without a coroutine of its own."""
         return (self.name, self.function if self.timeout is None else None, self)
+
+
+def _timeout(plugin: Plugin) -> float | None:
+    """The plugin's `timeout`: None, or a positive number of seconds."""
+    timeout = plugin.timeout
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+        0 < timeout < math.inf
+    ):
+        raise PluginError(
+            f"plugin {plugin.name!r} has an invalid timeout: {timeout!r}",
+            "a hook's timeout is a positive number of seconds, or None for no limit.",
+            f"set timeout = 0.5 (for example) or None on {type(plugin).__name__}",
+        )
+    return float(timeout)
 
 
 def _defines(plugin: Plugin, hook: str) -> bool:

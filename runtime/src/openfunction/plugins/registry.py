@@ -8,6 +8,10 @@ Each name is looked up, in this order:
 4. a `plugins/` package next to the function source: the module `plugins/<name>.py`
    (dashes read as underscores), or any module there defining a plugin whose `name`
    is the listed name.
+
+A plugin is known to the others (`plugins[name]`) by its `name`, so two different plugins
+with one `name` stop start-up; two listings that resolve to the same plugin class run it
+once, as a name listed twice does.
 """
 
 from __future__ import annotations
@@ -43,27 +47,53 @@ class PluginResolver:
     def __init__(self, source_dir: Path | None = None) -> None:
         self.source_dir = source_dir
         self._cache: dict[str, Plugin] = {}
+        self._by_class: dict[type, Plugin] = {}
+        self._by_name: dict[str, tuple[str, Plugin]] = {}
+        """Each resolved plugin by its `name`, with the name it was listed as."""
         self._entry_points: dict[str, EntryPoint] | None = None
+        self._broken: dict[str, str] = {}
+        """Modules of the `plugins/` folder that failed to import while looking for a name."""
 
     def resolve_all(self, names: Iterable[str], listing: str) -> list[Plugin]:
-        """Resolve a list, dropping repeated names (with a warning)."""
+        """Resolve a list, dropping repeated plugins (with a warning)."""
         result: list[Plugin] = []
-        seen: set[str] = set()
         for name in names:
-            if name in seen:
+            plugin = self.resolve(name, listing)
+            if any(plugin is other for other in result):
                 logger.warning("plugin %r is listed twice in %s; it runs once", name, listing)
                 continue
-            seen.add(name)
-            result.append(self.resolve(name, listing))
+            result.append(plugin)
         return result
 
     def resolve(self, name: str, listing: str = "plugins") -> Plugin:
+        if not name.strip():
+            raise PluginError(
+                f"an empty plugin name in {listing}",
+                "each entry names a plugin.",
+                f"remove the empty entry from {listing}",
+            )
         if name in self._cache:
             return self._cache[name]
         obj = self._find(name, listing)
-        plugin = _instantiate(obj, name, listing)
+        plugin = self._by_class.get(obj) if inspect.isclass(obj) else None
+        if plugin is None:
+            plugin = _instantiate(obj, name, listing)
+            if inspect.isclass(obj):
+                self._by_class[obj] = plugin
+        self._check_unique(plugin, name, listing)
         self._cache[name] = plugin
         return plugin
+
+    def _check_unique(self, plugin: Plugin, listed: str, listing: str) -> None:
+        key = plugin.name or listed
+        first = self._by_name.setdefault(key, (listed, plugin))
+        if first[1] is not plugin:
+            raise PluginError(
+                f"plugins {first[0]!r} and {listed!r} in {listing} are both named {key!r}",
+                f"{_describe(first[1])} and {_describe(plugin)} have the same `name`; the "
+                "other plugins know a plugin by its name (plugins[name]), so it must be unique.",
+                "give one of the classes another `name`, or list only one of them",
+            )
 
     def _find(self, name: str, listing: str) -> Any:
         if name in BUILTINS:
@@ -83,19 +113,38 @@ class PluginResolver:
         found = self._from_source_dir(name, listing)
         if found is not None:
             return found
+        broken = "".join(
+            f"\nplugins/{module} could not be imported, so it was not searched:\n{error}"
+            for module, error in self._broken.items()
+        )
         raise PluginError(
             f"unknown plugin {name!r} in {listing}",
-            f"plugins found: {', '.join(self.available()) or '(none)'}.",
+            f"plugins found: {', '.join(self.available()) or '(none)'}.{broken}",
             "install the plugin's package, add plugins/<name>.py next to your function, "
-            "or list it as module:Class",
+            "or list it as module:Class" + (", and fix the import error above" if broken else ""),
         )
 
     def available(self) -> list[str]:
+        """The names that resolve: built-ins, entry points and the plugins the `plugins/`
+        folder defines (as far as its modules import)."""
         names = set(BUILTINS) | set(self._entry_point_map())
-        if self.source_dir is not None and (self.source_dir / "plugins").is_dir():
-            for info in pkgutil.iter_modules([str(self.source_dir / "plugins")]):
-                names.add(info.name)
+        folder = self._folder()
+        if folder is not None:
+            for info in pkgutil.iter_modules([str(folder)]):
+                module = sys.modules.get(f"plugins.{info.name}")
+                if module is None:
+                    continue
+                classes = _plugin_classes(module)
+                names.update(cls.name for cls in classes if cls.name)
+                if len(classes) == 1 and not classes[0].name:
+                    names.add(info.name)
         return sorted(names)
+
+    def _folder(self) -> Path | None:
+        if self.source_dir is None:
+            return None
+        folder = self.source_dir / "plugins"
+        return folder if folder.is_dir() else None
 
     def _entry_point_map(self) -> dict[str, EntryPoint]:
         if self._entry_points is None:
@@ -106,31 +155,56 @@ class PluginResolver:
         return self._entry_points
 
     def _from_source_dir(self, name: str, listing: str) -> Any:
-        if self.source_dir is None:
-            return None
-        folder = self.source_dir / "plugins"
-        if not folder.is_dir():
+        folder = self._folder()
+        if folder is None:
             return None
         if str(self.source_dir) not in sys.path:
             sys.path.insert(0, str(self.source_dir))
         module_name = name.replace("-", "_")
-        modules = [module_name] if (folder / f"{module_name}.py").is_file() or (
-            folder / module_name / "__init__.py"
-        ).is_file() else []
+        own = (folder / f"{module_name}.py").is_file() or (
+            folder / module_name / "__init__.py").is_file()
+        modules = [module_name] if own else []
         modules += [i.name for i in pkgutil.iter_modules([str(folder)]) if i.name != module_name]
         for mod in modules:
-            module = _import_module(f"plugins.{mod}", name, listing)
-            classes = [
-                obj for obj in vars(module).values()
-                if inspect.isclass(obj) and issubclass(obj, Plugin) and obj is not Plugin
-                and obj.__module__ == module.__name__
-            ]
+            try:
+                module = _import_module(f"plugins.{mod}", name, listing)
+            except PluginError as exc:
+                if mod == module_name:
+                    raise  # plugins/<name>.py itself: the plugin the list means
+                self._broken[f"{mod}.py"] = exc.detail
+                continue
+            classes = _plugin_classes(module)
             named = [cls for cls in classes if cls.name == name]
             if named:
                 return named[0]
             if mod == module_name and len(classes) == 1:
                 return classes[0]
+            if mod == module_name:
+                raise PluginError(
+                    f"plugin {name!r} in {listing}: plugins/{mod}.py does not say which plugin "
+                    "it is",
+                    f"it defines {len(classes)} plugin classes"
+                    + (f" ({', '.join(c.__name__ for c in classes)})" if classes else "")
+                    + f", none of them with name = {name!r}.",
+                    f'set name = "{name}" on the plugin class (a subclass of '
+                    "openfunction.plugins.Plugin) it should run",
+                )
         return None
+
+
+def _plugin_classes(module: Any) -> list[type[Plugin]]:
+    """The plugin classes a module defines (not those it imports)."""
+    return [
+        obj for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Plugin) and obj is not Plugin
+        and obj.__module__ == module.__name__
+    ]
+
+
+def _describe(plugin: Plugin) -> str:
+    inner = getattr(plugin, "_inner", plugin)
+    kind = type(inner)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _import_module(module_name: str, name: str, listing: str) -> Any:

@@ -19,7 +19,6 @@ plus every `pluginsTracing.tags` entry (`func`, `instance` and `namespace` alway
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import socket
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote
 
 from openfunction.config import FunctionConfig
+from openfunction.errors import ConfigError
 from openfunction.invocation import BINDING, TOPIC, Invocation
 
 FAAS_LAYER = "faas"
@@ -61,7 +61,7 @@ class TraceSettings:
             namespace=config.pod_namespace,
             runtime=str(config.runtime),
             tags=tuple(tags.items()),
-            baggage=expand_baggage(tracing.baggage if tracing else {}),
+            baggage=expand_baggage(tracing.baggage, tracing.where("baggage")) if tracing else {},
         )
 
 
@@ -89,33 +89,42 @@ def failure(invocation: Invocation) -> str | None:
     return None
 
 
-def expand_baggage(baggage: Mapping[str, str]) -> dict[str, str]:
+def expand_baggage(baggage: Mapping[str, str],
+                   field: str = "FUNC_CONTEXT.pluginsTracing.baggage") -> dict[str, str]:
     """The correlation entries `pluginsTracing.baggage` stands for.
 
     OpenFunction documents two forms. The header form names a propagation header and its
     encoded value: ``{"key": "sw8-correlation", "value": "<b64 key>:<b64 value>,..."}`` or
-    ``{"key": "baggage", "value": "k1=v1,k2=v2"}``; its entries are decoded. Any other map
-    is taken entry by entry.
+    ``{"key": "baggage", "value": "k1=v1,k2=v2"}``; its entries are decoded (an entry that
+    cannot be is a `ConfigError` naming `field`). Any other map is taken entry by entry.
     """
     if set(baggage) == {"key", "value"}:
         header, value = baggage["key"].strip().lower(), baggage["value"]
         if header == "sw8-correlation":
-            return _decode_sw8_correlation(value)
+            return _decode_sw8_correlation(value, f"{field}.value")
         if header == "baggage":
             return _decode_w3c_baggage(value)
     return dict(baggage)
 
 
-def _decode_sw8_correlation(value: str) -> dict[str, str]:
+def _decode_sw8_correlation(value: str, field: str) -> dict[str, str]:
     entries: dict[str, str] = {}
     for item in value.split(","):
+        if not item.strip():
+            continue
         key, sep, val = item.strip().partition(":")
-        if not sep:
-            continue
         try:
+            if not sep:
+                raise ValueError
             entries[_b64(key)] = _b64(val)
-        except (binascii.Error, UnicodeDecodeError):
-            continue
+        except (ValueError, UnicodeDecodeError):  # a base64 error is a ValueError
+            raise ConfigError(
+                f"{field} has an invalid entry: {item.strip()!r}",
+                "the sw8-correlation form is a comma-separated list of <base64 key>:<base64 "
+                "value> (UTF-8 text, base64-encoded).",
+                "encode each entry (tenant=acme is dGVuYW50:YWNtZQ==), or give the baggage "
+                'as a map: {"tenant": "acme"}',
+            ) from None
     return entries
 
 

@@ -257,7 +257,8 @@ def _make_provider(settings: TraceSettings, config: "FunctionConfig",
     provider_config = config.tracing.provider if config.tracing else None
     exporter_config = provider_config.exporter if provider_config else None
     exporter, destination = make_exporter(
-        exporter_config, provider_config.oap_server if provider_config else "", environ
+        exporter_config, provider_config.oap_server if provider_config else "", environ,
+        config.tracing.where("provider") if config.tracing else PROVIDER_FIELD,
     )
     attributes = {
         **dict(settings.tags),
@@ -277,10 +278,11 @@ def _make_provider(settings: TraceSettings, config: "FunctionConfig",
     return provider, destination
 
 
-def make_exporter(exporter: "Exporter | None", oap_server: str,
-                  environ: Mapping[str, str]) -> tuple[Any, str]:
-    """The OTLP span exporter `pluginsTracing.provider` describes, and where it exports to."""
-    field = f"{PROVIDER_FIELD}.exporter"
+def make_exporter(exporter: "Exporter | None", oap_server: str, environ: Mapping[str, str],
+                  provider_field: str = PROVIDER_FIELD) -> tuple[Any, str]:
+    """The OTLP span exporter `pluginsTracing.provider` describes, and where it exports to
+    (errors name the fields under `provider_field`)."""
+    field = f"{provider_field}.exporter"
     name = (exporter.name if exporter else "").strip().lower()
     if name not in ("", "otlp"):
         raise ConfigError(
@@ -295,9 +297,19 @@ def make_exporter(exporter: "Exporter | None", oap_server: str,
         raise ConfigError(
             f"{field}.endpoint is missing",
             "OpenTelemetry tracing is enabled and no OTLP endpoint is given: neither "
-            f"{field}.endpoint, {PROVIDER_FIELD}.oapServer nor OTEL_EXPORTER_OTLP_ENDPOINT "
+            f"{field}.endpoint, {provider_field}.oapServer nor OTEL_EXPORTER_OTLP_ENDPOINT "
             "is set.",
             f'set "{field}": {{"endpoint": "otel-collector:4317"}}',
+        )
+    scheme = endpoint.partition("://")[0].lower() if "://" in endpoint else ""
+    if scheme and scheme not in ("http", "https"):
+        where = f"{field}.endpoint" if exporter and exporter.endpoint.strip() else (
+            f"{provider_field}.oapServer")
+        raise ConfigError(
+            f"{where} is invalid: {endpoint!r}",
+            "an OTLP endpoint is host:port, http://host:port (plain text) or https://host:port "
+            "(TLS).",
+            f'set "{where}": "otel-collector:4317"',
         )
     protocol = (exporter.protocol if exporter else "").strip().lower() or environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")

@@ -68,13 +68,15 @@ CLOSE_TIMEOUT = 3.0
 """Seconds the shutdown waits for the last segments to be reported."""
 
 
-def parse_oap_server(value: str, environ: Mapping[str, str] | None = None) -> str:
-    """The `host:port` of the OAP server's gRPC receiver, or a ConfigError saying what is wrong."""
+def parse_oap_server(value: str, environ: Mapping[str, str] | None = None,
+                     field: str = OAP_SERVER_FIELD) -> str:
+    """The `host:port` of the OAP server's gRPC receiver, or a ConfigError saying what is
+    wrong (naming `field`)."""
     env = os.environ if environ is None else environ
     text = value.strip() or env.get(BACKEND_ENV, "").strip()
     if not text:
         raise ConfigError(
-            f"{OAP_SERVER_FIELD} is missing",
+            f"{field} is missing",
             "SkyWalking tracing is enabled, and the agent needs the address of the OAP "
             "server's gRPC receiver to report to.",
             'add "oapServer": "skywalking-oap.skywalking:11800" to the provider',
@@ -87,11 +89,11 @@ def parse_oap_server(value: str, environ: Mapping[str, str] | None = None) -> st
         problem = "the agent reports to one address; give one host:port."
     elif not sep or not host or any(c.isspace() or c == "/" for c in host):
         problem = "it is host:port, e.g. skywalking-oap.skywalking:11800."
-    elif not port.isdigit() or not 0 < int(port) < 65536:
+    elif not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         problem = "the port must be a number from 1 to 65535 (the OAP's gRPC port is 11800)."
     if problem:
         raise ConfigError(
-            f"{OAP_SERVER_FIELD} is invalid: {text!r}",
+            f"{field} is invalid: {text!r}",
             problem,
             'set "oapServer" to the OAP server\'s gRPC address, e.g. "oap:11800"',
         )
@@ -413,7 +415,8 @@ class SkyWalkingPlugin(Plugin):
 
     def setup(self, config: "FunctionConfig") -> None:
         provider = config.tracing.provider if config.tracing else None
-        address = parse_oap_server(provider.oap_server if provider else "")
+        field = config.tracing.where("provider.oapServer") if config.tracing else OAP_SERVER_FIELD
+        address = parse_oap_server(provider.oap_server if provider else "", field=field)
         self.tracer = SkyWalkingTracer(TraceSettings.from_config(config), address, os.environ)
 
     def exec_pre_hook(self, ctx: "Invocation", plugins: "PluginSet") -> None:
