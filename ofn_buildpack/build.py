@@ -1,7 +1,8 @@
 """bin/build: check the function, then contribute the layers and the `web` process.
 
-Checks that need nothing installed (function source and target, Python version) run
-first, so a mistake fails the build in a second instead of after an install.
+Checks that need nothing installed (function source and target, Python version, what the
+requirement files ask for) run first, so a mistake fails the build in a second instead of
+after an install.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ def build(ctx: BuildContext, log: Log) -> None:
         message = errors.python_version_notice(notice)
         log.warning(message.title, message.body)
     log.step(f"Python {python.text} ({python.executable})")
+    requirements = dependencies.find_requirements(app)
 
     uv = Uv.locate(ctx.env, ctx.buildpack.dir)
     rt = runtime.contribute(ctx, uv, python, log)
-    dependencies.contribute(ctx, app, uv, python, rt, log)
+    dependencies.contribute(ctx, app, requirements, uv, python, rt, log)
     function.contribute(ctx, spec, log)
     ctx.write_launch([Process(PROCESS_TYPE, [COMMAND], default=True)])
     log.step(f"Process {PROCESS_TYPE!r} (default): {COMMAND}")

@@ -62,14 +62,23 @@ class Target:
 
 
 def read_platform_env(platform_dir: Path) -> dict[str, str]:
-    """The user-provided build environment: one file per variable in <platform>/env."""
+    """The user-provided build environment: one file per variable in <platform>/env.
+
+    Values are bytes the user chose (`pack build --env GREETING=...`), not necessarily
+    UTF-8: they are decoded as the process environment is (surrogateescape), so any value
+    passes through to uv unchanged, and the settings the buildpack itself reads are
+    checked where they are read. A file that cannot be read is skipped.
+    """
     env_dir = platform_dir / "env"
     result: dict[str, str] = {}
     if not env_dir.is_dir():
         return result
     for entry in sorted(env_dir.iterdir()):
-        if entry.is_file():
-            result[entry.name] = entry.read_text(encoding="utf-8")
+        try:
+            if entry.is_file():
+                result[entry.name] = entry.read_bytes().decode("utf-8", "surrogateescape")
+        except OSError:
+            continue
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +35,14 @@ DECORATORS = frozenset({"http", "cloud_event", "function"})
 
 class FunctionSourceErrorKind(enum.Enum):
     SOURCE_NOT_FOUND = "source-not-found"
+    SOURCE_OUTSIDE_APP = "source-outside-app"
     UNREADABLE_SOURCE = "unreadable-source"
     SYNTAX_ERROR = "syntax-error"
     TARGET_NOT_FOUND = "target-not-found"
+    TARGET_NOT_A_NAME = "target-not-a-name"
     NO_TARGET = "no-target"
     INVALID_SIGNATURE_TYPE = "invalid-signature-type"
+    UNDECODABLE_SETTING = "undecodable-setting"
 
 
 class FunctionSourceError(Exception):
@@ -53,6 +57,7 @@ class FunctionSourceError(Exception):
         line: int | None = None,
         detail: str = "",
     ) -> None:
+        # candidates: the functions defined (target errors) or a suggested source (source errors)
         super().__init__(f"{kind.value}: {source} {target} {detail}".strip())
         self.kind = kind
         self.source = source
@@ -88,8 +93,25 @@ def _first(env: Mapping[str, str], names: tuple[str, ...]) -> Setting | None:
     for name in names:
         value = env.get(name, "").strip()
         if value:
+            if not _decodes(value):
+                # the environment keeps undecodable bytes as surrogates (surrogateescape)
+                raise FunctionSourceError(
+                    FunctionSourceErrorKind.UNDECODABLE_SETTING, "", variable=name, detail=value
+                )
             return Setting(value, name)
     return None
+
+
+def _decodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# the variable naming the source that goes with each variable naming the target
+SOURCE_VAR_FOR = dict(zip(TARGET_VARS, SOURCE_VARS))
 
 
 @dataclass(frozen=True)
@@ -102,17 +124,34 @@ class FunctionSpec:
 
 
 def source_exists(app_dir: Path, source: str) -> bool:
-    return _source_file(app_dir, source) is not None
+    return not source_outside_app(source) and _source_file(app_dir, source) is not None
+
+
+def source_outside_app(source: str) -> bool:
+    """An absolute path, or one that leaves the app directory with `..`."""
+    normalized = os.path.normpath(source)
+    return os.path.isabs(normalized) or normalized == ".." or normalized.startswith("../")
+
+
+def suggest_source(app_dir: Path, source: str) -> str:
+    """A source that exists, for a FUNC_SRC that does not: `main` -> main.py; else main.py."""
+    for candidate in (source + ".py", DEFAULT_SOURCE):
+        if candidate != source and not source_outside_app(candidate) and _source_file(app_dir, candidate):
+            return candidate
+    return ""
 
 
 def _source_file(app_dir: Path, source: str) -> Path | None:
     path = app_dir / source
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for name in ("__init__.py", DEFAULT_SOURCE):
-            if (path / name).is_file():
-                return path / name
+    try:
+        if path.is_file():
+            return path
+        if path.is_dir():
+            for name in ("__init__.py", DEFAULT_SOURCE):
+                if (path / name).is_file():
+                    return path / name
+    except (OSError, ValueError):  # e.g. a name too long for the file system: no such file
+        return None
     return None
 
 
@@ -120,15 +159,28 @@ def resolve(app_dir: Path, settings: FunctionSettings) -> FunctionSpec:
     """Check the settings against the source and fill in the target if it was not given."""
     source = settings.source.value
     signature = _signature_type(settings.signature_type, source)
+    if source_outside_app(source):
+        raise FunctionSourceError(
+            FunctionSourceErrorKind.SOURCE_OUTSIDE_APP, source, variable=settings.source.variable
+        )
     file = _source_file(app_dir, source)
     if file is None:
+        suggestion = suggest_source(app_dir, source)
         raise FunctionSourceError(
-            FunctionSourceErrorKind.SOURCE_NOT_FOUND, source, variable=settings.source.variable
+            FunctionSourceErrorKind.SOURCE_NOT_FOUND,
+            source,
+            variable=settings.source.variable,
+            candidates=(suggestion,) if suggestion else (),
+        )
+    target = settings.target.value
+    if target and not target.isidentifier():
+        # e.g. main:hello, as gunicorn or uvicorn take it: no attribute can have that name
+        raise FunctionSourceError(
+            FunctionSourceErrorKind.TARGET_NOT_A_NAME, source, target=target, variable=settings.target.variable
         )
     module = _parse(file, source)
     names = ModuleNames.of(module)
 
-    target = settings.target.value
     if target:
         if not names.star_import and target not in names.defined:
             raise FunctionSourceError(
@@ -137,6 +189,7 @@ def resolve(app_dir: Path, settings: FunctionSettings) -> FunctionSpec:
                 target=target,
                 variable=settings.target.variable,
                 candidates=tuple(names.public_functions),
+                detail="script-only" if target in names.script_only else "",
             )
         return FunctionSpec(source, file, target, settings.target.variable, signature)
 
@@ -187,6 +240,7 @@ class ModuleNames:
     public_functions: list[str]
     decorated_functions: list[str]
     star_import: bool
+    script_only: frozenset[str]  # defined only under `if __name__ == "__main__":`
 
     @classmethod
     def of(cls, module: ast.Module) -> ModuleNames:
@@ -194,7 +248,12 @@ class ModuleNames:
         functions: list[str] = []
         decorated: list[str] = []
         star = False
-        for node in _top_level(module.body):
+        script_only: set[str] = set()
+        for node, as_script in _top_level(module.body):
+            if as_script:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    script_only.add(node.name)
+                continue
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 defined.add(node.name)
                 if not node.name.startswith("_"):
@@ -219,24 +278,47 @@ class ModuleNames:
             public_functions=sorted(set(functions)),
             decorated_functions=sorted(set(decorated)),
             star_import=star,
+            script_only=frozenset(script_only - defined),
         )
 
 
-def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Module-level statements, including those inside if/try/with/for/while blocks."""
+def _top_level(body: list[ast.stmt], as_script: bool = False) -> Iterator[tuple[ast.stmt, bool]]:
+    """Module-level statements, including those inside if/try/with/for/while blocks, each
+    with whether it runs only when the file is run as a script: the framework imports the
+    module, so the body of `if __name__ == "__main__":` never runs in the function."""
     for node in body:
-        yield node
-        if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While)):
-            yield from _top_level(node.body)
-            yield from _top_level(node.orelse)
+        yield node, as_script
+        if isinstance(node, ast.If):
+            guard = _main_guard(node.test)
+            yield from _top_level(node.body, as_script or guard == "main")
+            yield from _top_level(node.orelse, as_script or guard == "imported")
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            yield from _top_level(node.body, as_script)
+            yield from _top_level(node.orelse, as_script)
         elif isinstance(node, (ast.With, ast.AsyncWith)):
-            yield from _top_level(node.body)
+            yield from _top_level(node.body, as_script)
         elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
-            yield from _top_level(node.body)  # type: ignore[attr-defined]
+            yield from _top_level(node.body, as_script)  # type: ignore[attr-defined]
             for handler in node.handlers:  # type: ignore[attr-defined]
-                yield from _top_level(handler.body)
-            yield from _top_level(node.orelse)  # type: ignore[attr-defined]
-            yield from _top_level(node.finalbody)  # type: ignore[attr-defined]
+                yield from _top_level(handler.body, as_script)
+            yield from _top_level(node.orelse, as_script)  # type: ignore[attr-defined]
+            yield from _top_level(node.finalbody, as_script)  # type: ignore[attr-defined]
+
+
+def _main_guard(test: ast.expr) -> str:
+    """"main" for `__name__ == "__main__"`, "imported" for `!=`, "" for any other test."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and len(test.comparators) == 1):
+        return ""
+    sides = (test.left, test.comparators[0])
+    is_name = any(isinstance(side, ast.Name) and side.id == "__name__" for side in sides)
+    is_main = any(isinstance(side, ast.Constant) and side.value == "__main__" for side in sides)
+    if not (is_name and is_main):
+        return ""
+    if isinstance(test.ops[0], ast.Eq):
+        return "main"
+    if isinstance(test.ops[0], ast.NotEq):
+        return "imported"
+    return ""
 
 
 def _assigned_names(target: ast.expr) -> Iterator[str]:

@@ -70,7 +70,8 @@ class Uv:
             cwd=cwd,
             env=env,
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",  # a package's build may print anything
             check=False,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)

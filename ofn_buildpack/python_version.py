@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ofn_buildpack.app_files import PYPROJECT, PYTHON_VERSION_FILE, AppFiles
+from ofn_buildpack.app_files import PYPROJECT, PYTHON_VERSION_FILE, RUNTIME_TXT, AppFiles
 
 
 class PythonVersionErrorKind(enum.Enum):
@@ -53,10 +53,16 @@ class StackPython:
         return f"{self.version[0]}.{self.version[1]}"
 
 
+class NoticeKind(enum.Enum):
+    PATCH_DIFFERS = "patch-differs"  # same minor version, another patch release
+    FILE_NOT_READ = "file-not-read"  # runtime.txt: another buildpack's way to ask for a version
+
+
 @dataclass(frozen=True)
 class Notice:
     """Something the user should know that does not stop the build."""
 
+    kind: NoticeKind
     file: str
     requested: str
     available: str
@@ -68,15 +74,27 @@ _VERSION_FILE_LINE = re.compile(r"^(?:c?python-?)?(\d+)(?:\.(\d+))?(?:\.(\d+))?$
 def check(app: AppFiles, python: StackPython) -> list[Notice]:
     """Fail if the app asks for a Python the stack lacks; notices for near misses."""
     notices: list[Notice] = []
+    runtime_txt = app.runtime_txt
+    if runtime_txt is not None:
+        notices.append(Notice(NoticeKind.FILE_NOT_READ, RUNTIME_TXT, _first_line(runtime_txt), python.text))
     version_file = app.python_version_file
     if version_file is not None:
         notices.extend(_check_version_file(app.read_text(version_file), python))
     pyproject = app.pyproject()
     if pyproject is not None:
-        requires = pyproject.get("project", {}).get("requires-python")
+        requires = pyproject.get("project", {}).get("requires-python")  # types checked by AppFiles
         if requires is not None:
-            _check_requires_python(str(requires), python)
+            _check_requires_python(requires, python)
     return notices
+
+
+def _first_line(path: Path) -> str:
+    """A file the buildpack does not read, for a message only: never fails."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return next((line.strip()[:60] for line in text.splitlines() if line.strip()), "")
 
 
 def _check_version_file(text: str, python: StackPython) -> list[Notice]:
@@ -99,7 +117,7 @@ def _check_version_file(text: str, python: StackPython) -> list[Notice]:
         )
     if len(wanted) == 3 and wanted[2] != python.version[2]:
         # the same minor version: compatible, but not the exact patch release
-        return [Notice(PYTHON_VERSION_FILE, request, python.text)]
+        return [Notice(NoticeKind.PATCH_DIFFERS, PYTHON_VERSION_FILE, request, python.text)]
     return []
 
 

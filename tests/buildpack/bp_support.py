@@ -105,10 +105,26 @@ class Cnb:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def platform_env(self, name: str, value: str) -> None:
-        """A variable the user set for the build (pack --env, spec.build.env)."""
+    def platform_env(self, name: str, value: str | bytes) -> None:
+        """A variable the user set for the build (pack --env, spec.build.env); bytes as given."""
         (self.platform / "env").mkdir(parents=True, exist_ok=True)
-        (self.platform / "env" / name).write_text(value, encoding="utf-8")
+        data = value if isinstance(value, bytes) else value.encode("utf-8")
+        (self.platform / "env" / name).write_bytes(data)
+
+    def local_project(self, relative: str, name: str, version: str, modules: Mapping[str, str],
+                      *, fail_with: str = "") -> Path:
+        """A source directory uv builds offline: a pyproject.toml with an in-tree PEP 517
+        backend that packs `modules` into a wheel (or fails, printing `fail_with`)."""
+        root = self.app / relative
+        for module, text in modules.items():
+            self.write(f"{relative}/{module}", text)
+        self.write(f"{relative}/pyproject.toml", (
+            f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
+            f'[build-system]\nrequires = []\nbuild-backend = "_backend"\nbackend-path = ["."]\n'
+        ))
+        self.write(f"{relative}/_backend.py", _BACKEND.format(
+            name=name, version=version, modules=sorted(modules), fail_with=fail_with))
+        return root
 
     def vendor(self, *wheel_names: str) -> None:
         target = self.app / "vendor"
@@ -184,6 +200,32 @@ class Cnb:
 
     def launch_toml(self) -> dict[str, Any]:
         return tomllib.loads((self.layers / "launch.toml").read_text())
+
+
+_BACKEND = """\
+import base64, hashlib, os, sys, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    if {fail_with!r}:
+        print({fail_with!r}, file=sys.stderr)
+        raise SystemExit(1)
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = {{m: open(os.path.join(here, m), "rb").read() for m in {modules!r}}}
+    info = "{name}-{version}.dist-info"
+    files[info + "/METADATA"] = b"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n"
+    files[info + "/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    record = [p + ",sha256=" + base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
+              + "," + str(len(d)) for p, d in files.items()]
+    files[info + "/RECORD"] = ("\\n".join(record + [info + "/RECORD,,"]) + "\\n").encode()
+    wheel = "{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel
+"""
 
 
 def _without_types_table(text: str) -> str:

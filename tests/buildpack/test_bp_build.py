@@ -199,7 +199,7 @@ def test_dependencies_rebuilt_when_requirements_change(cnb):
     result = cnb.build()
     assert result.returncode == 0, result.output
     assert "Dependencies: installing requirements.txt offline from vendor/" in result.stdout
-    assert "requirements.txt, vendor/, Python or runtime changed" in result.stdout
+    assert "(changed: requirements.txt)" in result.stdout  # only the input that changed
     assert not deps_marker.exists()
     # the runtime does not depend on the user's packages, and they do not need its directory
     assert "Runtime: reusing" in result.stdout
@@ -275,3 +275,118 @@ def test_python_version_file_with_the_stack_minor_passes(cnb):
     result = cnb.build()
     assert result.returncode == 0, result.output
     assert "Python patch version differs" in result.stdout
+
+
+# --- local paths in requirements: part of the cache key -----------------------------------
+
+MYLIB = {"mylib/__init__.py": "GREETING = 'v1'\n"}
+
+
+def _mylib_greeting(cnb) -> str:
+    return (cnb.layers / "dependencies" / "site-packages" / "mylib" / "__init__.py").read_text()
+
+
+def test_local_package_is_installed_and_its_changes_rebuild_the_layer(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.local_project("libs/mylib", "mylib", "1.0", MYLIB)
+    cnb.write("requirements.txt", "./libs/mylib\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "'v1'" in _mylib_greeting(cnb)
+
+    # unchanged: reused, and the log says the library was looked at
+    cnb.restore()
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "Dependencies: reusing the cached layer (requirements.txt and libs/mylib/ unchanged)" in result.stdout
+
+    # what building or running it leaves next to its source does not count
+    cnb.write("libs/mylib/mylib/__pycache__/__init__.cpython-311.pyc", "stale")
+    cnb.write("libs/mylib/build/lib/mylib/__init__.py", "old copy")
+    cnb.write("libs/mylib/mylib.egg-info/PKG-INFO", "Name: mylib\n")
+    cnb.write("libs/mylib/.git/HEAD", "ref: refs/heads/main\n")
+    cnb.restore()
+    assert "Dependencies: reusing the cached layer" in cnb.build().stdout
+
+    # the library's code changed, requirements.txt did not: installed again, with the new code
+    cnb.write("libs/mylib/mylib/__init__.py", "GREETING = 'v2'\n")
+    cnb.restore()
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "Dependencies: installing requirements.txt from the package index (changed: libs/mylib/)" in result.stdout
+    assert "'v2'" in _mylib_greeting(cnb)
+
+
+def test_local_wheel_and_find_links_directory_are_part_of_the_key(cnb):
+    cnb.write("main.py", HELLO)
+    make_wheel(cnb.app / "wheels", "greeting", "1.0", {"greeting.py": "WHO = 'one'\n"})
+    make_wheel(cnb.app / "dist", "extra", "1.0", {"extra.py": "X = 1\n"})
+    cnb.write("requirements.txt", "--no-index\n--find-links ./wheels\ngreeting\n"
+                                  "dist/extra-1.0-py3-none-any.whl\n")
+    assert cnb.build().returncode == 0
+
+    make_wheel(cnb.app / "wheels", "greeting", "1.0", {"greeting.py": "WHO = 'two'\n"})  # same name, new content
+    cnb.restore()
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "(changed: wheels/)" in result.stdout
+    assert "two" in (cnb.layers / "dependencies" / "site-packages" / "greeting.py").read_text()
+
+    make_wheel(cnb.app / "dist", "extra", "1.0", {"extra.py": "X = 2\n"})
+    cnb.restore()
+    result = cnb.build()
+    assert "(changed: dist/extra-1.0-py3-none-any.whl)" in result.stdout
+    assert "X = 2" in (cnb.layers / "dependencies" / "site-packages" / "extra.py").read_text()
+
+
+def test_uv_settings_in_the_app_are_part_of_the_key(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("requirements.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-1.0-*.whl")
+    assert cnb.build().returncode == 0
+    cnb.write("uv.toml", "# settings `uv pip install` reads from the app directory\n")
+    cnb.restore()
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "(changed: uv.toml (new))" in result.stdout
+
+
+def test_non_utf8_build_env_values_pass_through(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.platform_env("GREETING", b"caf\xe9")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+
+
+def test_runtime_txt_gets_a_warning_saying_what_is_read(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("runtime.txt", "python-3.12.1\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "[Warning: runtime.txt is not read]" in result.stdout
+    assert "'python-3.12.1'" in result.stdout
+    assert ".python-version" in result.stdout and "requires-python" in result.stdout
+
+
+def test_poetry_table_with_only_python_and_requirements_txt_build(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("pyproject.toml", "[tool.poetry]\nname = 'fn'\n\n[tool.poetry.dependencies]\npython = '^3.11'\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "Dependencies: none" in result.stdout
+
+    # an exported requirements.txt takes precedence over the Poetry table
+    cnb.write("pyproject.toml", "[tool.poetry.dependencies]\npython = '^3.11'\ngreeting = '^1.0'\n")
+    cnb.write("requirements.txt", "greeting==1.0\n")
+    cnb.vendor("greeting-1.0-*.whl")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert (cnb.layers / "dependencies" / "site-packages" / "greeting.py").is_file()
+
+
+def test_target_guarded_by_name_not_main_counts(cnb):
+    cnb.write("main.py", "if __name__ != '__main__':\n    def hello(request):\n        return 'hi'\n"
+                         "else:\n    def debug(request):\n        return 'x'\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert launch_env(cnb)["FUNCTION_TARGET.default"] == "hello"

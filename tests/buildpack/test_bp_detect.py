@@ -75,3 +75,57 @@ def test_fail_reason_names_the_configured_source(cnb):
     result = cnb.detect({"FUNC_SRC": "missing.py"})
     assert result.returncode == 100
     assert "missing.py" in result.stdout
+
+
+def test_non_utf8_value_of_another_variable_is_tolerated(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.platform_env("GREETING", b"caf\xe9")
+    result = cnb.detect()
+    assert result.returncode == 0, result.output
+    assert "Traceback" not in result.output
+
+
+def test_non_utf8_func_src_is_a_titled_error(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.platform_env("FUNC_SRC", b"caf\xe9.py")
+    result = cnb.detect()
+    assert result.returncode == 1, result.output
+    assert "[Error: Build setting is not UTF-8 text]" in result.stderr
+    assert "FUNC_SRC" in result.stderr and "caf\\xe9.py" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_overlong_func_src_is_not_found(cnb):
+    cnb.write("main.py", HELLO)
+    result = cnb.detect({"FUNC_SRC": "x" * 300})
+    assert result.returncode == 100, result.output
+    assert "(300 characters)" in result.stdout
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("value", "suggestion"), [("main", "main.py"), ("handler.py", "main.py"), ("fn", "fn.py")])
+def test_wrong_func_src_says_so_and_suggests_a_file(cnb, value, suggestion):
+    cnb.write("main.py", HELLO)
+    cnb.write("fn.py", HELLO)
+    result = cnb.detect({"FUNC_SRC": value})
+    assert result.returncode == 100
+    line = result.stdout.strip()
+    assert f"the file FUNC_SRC={value} names was not found" in line
+    assert f"did you mean FUNC_SRC={suggestion}?" in line
+    assert "no main," not in line
+
+
+@pytest.mark.parametrize("value", ["/etc/passwd", "../main.py", "fn/../../main.py"])
+def test_func_src_outside_the_app_is_refused(cnb, value):
+    cnb.write("main.py", HELLO)
+    result = cnb.detect({"FUNC_SRC": value})
+    assert result.returncode == 100
+    assert f"FUNC_SRC={value} is outside the app directory" in result.stdout
+
+
+def test_unexpected_detect_failure_is_an_internal_error_not_a_traceback(cnb, tmp_path):
+    cnb.write("main.py", HELLO)
+    result = cnb.detect({"CNB_BUILDPACK_DIR": str(tmp_path / "no-buildpack-here")})
+    assert result.returncode == 1
+    assert "[Error: Internal buildpack error]" in result.stderr
+    assert "Traceback" not in result.output

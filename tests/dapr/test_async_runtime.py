@@ -67,7 +67,22 @@ def test_cron_to_redis_output_with_state(tmp_path, protocol):
             assert int(daprd.get_state("counter", "ticks")) >= 2
             assert fn.terminate() == 0
         assert f"Dapr app callbacks ({'gRPC' if protocol == 'grpc' else 'HTTP'})" in fn.log
-        assert "Traceback" not in fn.log
+        assert "Traceback" not in fn.log and "has not loaded" not in fn.log
+
+
+def test_an_input_the_sidecar_lacks_and_a_protocol_mismatch_are_named(tmp_path):
+    resources = write_components(tmp_path / "resources", [
+        component("cron", "bindings.cron", schedule="@every 1s")])
+    port, ports = free_port(), SidecarPorts.free()
+    ctx = function_context("ticker", port, inputs={"ticks": input_binding("crn")})
+    env = function_env(ctx, ports, APP_PROTOCOL="http")
+    with run_function(source(tmp_path, CRON_SOURCE), "handler", env=env, port=port) as fn, \
+            start_daprd(resources, port, ports=ports, app_protocol="grpc", wait="outbound"):
+        wait_until(lambda: "Dapr sidecar ready" in fn.log, timeout=20, what="the sidecar")
+        wait_until(lambda: "FUNC_CONTEXT.inputs.ticks" in fn.log, timeout=10, what="the check")
+    assert ("FUNC_CONTEXT.inputs.ticks names the component 'crn', which the Dapr sidecar has "
+            "not loaded (it has: cron)") in fn.log
+    assert "the sidecar calls the app over grpc: set APP_PROTOCOL=grpc" in fn.log
 
 
 TOPIC_SOURCE = """
@@ -264,12 +279,27 @@ def test_sync_function_without_sidecar_fails_fast_and_clearly(tmp_path):
     assert f"DAPR_GRPC_PORT={ports.grpc}" in api.log
 
 
-def test_async_function_without_sidecar_exits_with_a_clear_error(tmp_path):
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_async_function_without_sidecar_exits_with_a_clear_error(tmp_path, protocol):
     port, ports = free_port(), SidecarPorts.free()
     ctx = function_context("ticker", port, inputs={"cron": input_binding("cron")})
-    env = function_env(ctx, ports, DAPR_HEALTH_TIMEOUT="1")
+    env = function_env(ctx, ports, DAPR_HEALTH_TIMEOUT="1", APP_PROTOCOL=protocol)
     with run_function(source(tmp_path, CRON_SOURCE), "handler", env=env, port=port,
                       wait=False) as fn:
         assert fn.proc.wait(timeout=15) == 2
-    assert "the Dapr sidecar did not become ready" in fn.log
+    assert fn.log.count("the Dapr sidecar did not become ready") == 1
     assert "DAPR_HEALTH_TIMEOUT" in fn.log and "Traceback" not in fn.log
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_sigterm_while_waiting_for_the_sidecar_stops_at_once(tmp_path, protocol):
+    port, ports = free_port(), SidecarPorts.free()
+    ctx = function_context("ticker", port, inputs={"cron": input_binding("cron")})
+    env = function_env(ctx, ports, DAPR_HEALTH_TIMEOUT="60", APP_PROTOCOL=protocol)
+    with run_function(source(tmp_path, CRON_SOURCE), "handler", env=env, port=port,
+                      wait=False) as fn:
+        wait_until(lambda: "waiting up to 60s" in fn.log, timeout=15, what="the wait")
+        started = time.monotonic()
+        assert fn.terminate(timeout=10) == 0
+        assert time.monotonic() - started < 5
+    assert "Traceback" not in fn.log

@@ -14,7 +14,8 @@ import pytest
 
 from dapr_doubles import run
 from openfunction.config import DaprEndpoint
-from openfunction.dapr.connection import DaprConnection, DaprSettings
+from openfunction.dapr import connection as connection_module
+from openfunction.dapr.connection import DaprConnection, DaprSettings, sidecar_error
 from openfunction.errors import ConfigError, DaprUnavailableError, OutputError
 from support.process import free_port
 
@@ -258,3 +259,123 @@ def test_finite_positive_timeouts_are_accepted(name):
              "DAPR_HEALTH_TIMEOUT": "health_timeout"}[name]
     settings = DaprSettings.from_env(DaprEndpoint(), {name: " 0.25 "})
     assert getattr(settings, field) == 0.25
+
+
+# ---------------------------------------------------------------- errors answered by the sidecar
+
+# what daprd 1.16.5 answers (probed against the real sidecar)
+SIDECAR_ANSWERS = [
+    ("INTERNAL", "error invoking output binding nope: couldn't find output binding nope",
+     "", "check that the component exists"),
+    ("INVALID_ARGUMENT", "pubsub nope is not found", "", "check that the component exists"),
+    ("INVALID_ARGUMENT", "state store nope is not found", "", "check that the component exists"),
+    ("NOT_FOUND", "no such thing", "", "check that the component exists"),
+    ("INVALID_ARGUMENT", "state key cannot be empty",
+     ": the sidecar refused the request's arguments", "correct what the message names"),
+    ("INVALID_ARGUMENT", "input key/keyPrefix 'a||b' can't contain '||'",
+     ": the sidecar refused the request's arguments", "correct what the message names"),
+    ("RESOURCE_EXHAUSTED", "grpc: received message larger than max (10485789 vs. 4194304)",
+     ": the message is larger than the sidecar accepts", "--max-body-size"),
+    ("RESOURCE_EXHAUSTED", "CLIENT: Sent message larger than max (70000029 vs. 67108864)",
+     ": the message is too large to send", "send less than 64 MiB"),
+    ("RESOURCE_EXHAUSTED", "rate limit reached", ": the sidecar or the component is out of a "
+     "resource", "retry later"),
+    ("UNAUTHENTICATED", "authentication error: api token mismatch",
+     ": the sidecar refused the call", "DAPR_API_TOKEN"),
+]
+
+
+@pytest.mark.parametrize("code,details,title,hint", SIDECAR_ANSWERS)
+def test_the_hint_fits_the_status_the_sidecar_answered(code, details, title, hint):
+    error = sidecar_error("invoking binding 'sink'", code, details)
+    assert isinstance(error, OutputError)
+    assert error.title == f"invoking binding 'sink' failed{title}"
+    assert hint in error.hint
+    if hint != "check that the component exists":
+        assert "component exists" not in error.hint
+    if details.startswith("CLIENT:"):
+        # the client refused: the sidecar never saw the message, and says nothing
+        assert "answered" not in error.detail
+        assert "refused to send it" in error.detail and "70000029 vs. 67108864" in error.detail
+    else:
+        assert f"the Dapr sidecar answered {code}: {details}" in error.detail
+
+
+async def aborting_server(code_name: str, details: str, max_receive: int | None = None):
+    """A gRPC server answering every Dapr call with `code_name` (or, with `max_receive`, one
+    that accepts messages up to that size and answers the others with an empty response)."""
+    import grpc
+    import grpc.aio
+
+    async def handler(request: bytes, context):
+        if max_receive is None:
+            await context.abort(getattr(grpc.StatusCode, code_name), details)
+        return b""
+
+    generic = grpc.method_handlers_generic_handler("dapr.proto.runtime.v1.Dapr", {
+        name: grpc.unary_unary_rpc_method_handler(handler)
+        for name in ("InvokeBinding", "PublishEvent", "GetState", "SaveState", "DeleteState")
+    })
+    options = [("grpc.max_receive_message_length", max_receive)] if max_receive else []
+    server = grpc.aio.server(options=options)
+    server.add_generic_rpc_handlers((generic,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+def test_an_invalid_argument_answer_names_the_arguments_not_the_component():
+    async def main():
+        server, port = await aborting_server("INVALID_ARGUMENT", "state key cannot be empty")
+        connection = DaprConnection(settings_for(port, connect_timeout=5.0))
+        try:
+            with pytest.raises(OutputError) as info:
+                await connection.save_state("store", "k", b"v")
+        finally:
+            await connection.close()
+            await server.stop(0)
+        return info.value
+
+    error = run(main())
+    assert error.title == "saving key 'k' in store 'store' failed: the sidecar refused the request's arguments"
+    assert "INVALID_ARGUMENT: state key cannot be empty" in error.detail
+    assert "component exists" not in error.hint
+
+
+def test_a_message_over_the_sidecars_limit_names_the_limit():
+    async def main():
+        server, port = await aborting_server("", "", max_receive=1024)
+        connection = DaprConnection(settings_for(port, connect_timeout=5.0))
+        try:
+            with pytest.raises(OutputError) as info:
+                await connection.invoke_binding("sink", "create", b"x" * 4096, {})
+        finally:
+            await connection.close()
+            await server.stop(0)
+        return info.value
+
+    error = run(main())
+    assert error.title == "invoking binding 'sink' failed: the message is larger than the sidecar accepts"
+    assert "RESOURCE_EXHAUSTED" in error.detail and "--max-body-size" in error.hint
+
+
+def test_a_message_over_the_clients_limit_says_the_client_refused(monkeypatch):
+    monkeypatch.setattr(connection_module, "MAX_MESSAGE_BYTES", 1024)
+
+    async def main():
+        server, port = await aborting_server("", "", max_receive=1024 * 1024)
+        connection = DaprConnection(settings_for(port, connect_timeout=5.0))
+        try:
+            with pytest.raises(OutputError) as info:
+                await connection.publish_event("bus", "orders", b"x" * 4096, "text/plain", {})
+        finally:
+            await connection.close()
+            await server.stop(0)
+        return info.value
+
+    error = run(main())
+    assert error.title == ("publishing to topic 'orders' of 'bus' failed: "
+                           "the message is too large to send")
+    assert "the function's gRPC client refused to send it" in error.detail
+    assert "the Dapr sidecar answered" not in str(error)
+    assert "send less than" in error.hint

@@ -4,6 +4,7 @@ See fixtures/README.md for how each fixture follows from innerevent.go's struct 
 (`json:"metadata,omitempty"`, `json:"userData,omitempty"`) and the CloudEvents SDK.
 """
 
+import asyncio
 import base64
 import json
 from datetime import datetime, timedelta, timezone
@@ -115,3 +116,78 @@ def test_format_time_trims_like_rfc3339nano():
     t = datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=timezone.utc)
     assert innerevent.format_time(t) == "2026-01-02T03:04:05.12Z"
     assert innerevent.format_time(t.replace(microsecond=0)) == "2026-01-02T03:04:05Z"
+
+
+def envelope(data_base64: str) -> bytes:
+    """The Go framework's envelope (self-host fixture) around another `data_base64`."""
+    doc = json.loads(fixture("self-host"))
+    doc["data_base64"] = data_base64
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def test_data_base64_that_is_not_json_is_delivered_decoded():
+    event = innerevent.unwrap(envelope("/wBiaW5hcnk="))
+    assert event is not None
+    assert (event.user_data, event.metadata) == (b"\xff\x00binary", {})
+    assert event.attributes["id"] == EVENT_ID
+
+
+def test_data_base64_of_other_json_is_delivered_byte_for_byte():
+    decoded = b'{ "other": 1,  "x": [1, 2] }'
+    event = innerevent.unwrap(envelope(base64.b64encode(decoded).decode()))
+    assert (event.user_data, event.metadata) == (decoded, {})
+
+
+def test_data_base64_that_is_not_base64_is_delivered_as_it_came():
+    event = innerevent.unwrap(envelope("not base64!"))
+    assert (event.user_data, event.metadata) == (b"not base64!", {})
+
+
+@pytest.mark.parametrize("decoded", [b"[" * 100_000, b"[" * 100_000 + b"]" * 100_000],
+                         ids=["unclosed", "valid-but-deep"])
+def test_deeply_nested_data_base64_is_delivered_not_retried_for_ever(decoded):
+    event = innerevent.unwrap(envelope(base64.b64encode(decoded).decode()))
+    assert (event.user_data, event.metadata) == (decoded, {})
+
+
+def test_a_deeply_nested_envelope_is_not_an_inner_event():
+    raw = (b'{"specversion":"1.0","type":"io.openfunction.function.x","data":'
+           + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert innerevent.unwrap(raw) is None  # delivered as it came
+
+
+def test_go_fixtures_still_unwrap_to_their_user_data():
+    # the Go framework's own bytes never take the fallbacks above
+    for name in ("kubernetes", "self-host", "escaped-metadata", "nanoseconds"):
+        doc = json.loads(fixture(name))
+        decoded = base64.b64decode(doc["data_base64"])
+        assert json.loads(decoded).keys() <= {"metadata", "userData"}
+        assert innerevent.unwrap(fixture(name)).user_data == base64.b64decode(
+            json.loads(decoded).get("userData", ""))
+
+
+class RecordingRunner:
+    def __init__(self):
+        self.data = []
+
+    async def run(self, invocation):
+        self.data.append(invocation.data)
+
+
+@pytest.mark.parametrize("decoded,data", [
+    (b"[" * 100_000, b"[" * 100_000),
+    (b"\xff\x00binary", b"\xff\x00binary"),
+], ids=["deep", "binary"])
+def test_the_dispatcher_delivers_such_inner_events_once(decoded, data):
+    from openfunction.config import Runtime
+    from openfunction.dapr.dispatcher import EventDispatcher
+    from openfunction.dapr.outcome import Outcome
+
+    runner = RecordingRunner()
+    config = FunctionConfig(name="fn", runtime=Runtime.ASYNC,
+                            inputs={"q": Component("q", "queue", "bindings.kafka", "queue")})
+    dispatcher = EventDispatcher(config, runner)
+    raw = envelope(base64.b64encode(decoded).decode())
+    outcome, reason = asyncio.run(dispatcher.binding_event("queue", raw))
+    assert (outcome, reason) == (Outcome.SUCCESS, "")
+    assert runner.data == [data]

@@ -1,5 +1,7 @@
 """Sender routing: which Dapr call each output gets, and what payload it carries."""
 
+import asyncio
+import gc
 import json
 import time
 
@@ -12,6 +14,7 @@ from openfunction.config import (
 from openfunction.context import OutgoingMessage
 from openfunction.dapr import innerevent
 from openfunction.dapr.connection import DaprConnection, DaprSettings
+from openfunction.dapr.dispatcher import EventDispatcher
 from openfunction.dapr.outcome import SEND_FAILURES, Outcome, outcome_of
 from openfunction.dapr.sender import DaprSender, content_type_of
 from openfunction.errors import DaprUnavailableError, OutputError
@@ -145,3 +148,67 @@ def test_per_call_request_metadata_overrides_the_outputs_even_when_wrapped():
     message = OutgoingMessage(KAFKA, b"v", {"sw8": "x"}, False, {"key": "order-42"})
     run(s.send(message, invocation))
     assert conn.calls[0][4] == {"key": "order-42"}
+
+
+# ---------------------------------------------------------------- sends the function did not await
+
+UNAWAITED_SOURCE = """
+    import asyncio
+
+    async def handler(ctx, data):
+        if data == "ensure_future":
+            asyncio.ensure_future(ctx.send_async({"x": 1}, "out"))
+        elif data == "create_task":
+            asyncio.create_task(ctx.send_async({"x": 1}, "out"))
+        else:
+            ctx.send_async({"x": 1}, "out")  # not even awaited
+        return "done"
+"""
+
+UNAWAITED_CONTEXT = {
+    "name": "fn", "version": "v1", "runtime": "Async", "port": "8080",
+    "inputs": {"ticks": {"componentName": "cron", "componentType": "bindings.cron"}},
+    "outputs": {"out": {"componentName": "badbinding", "componentType": "bindings.redis"}},
+}
+
+
+class SlowConnection(RecordingConnection):
+    """Answers after a while, as a sidecar does: the function has returned by then."""
+
+    async def invoke_binding(self, name, operation, data, metadata):
+        await asyncio.sleep(0.02)
+        return await super().invoke_binding(name, operation, data, metadata)
+
+
+@pytest.mark.parametrize("how", ["ensure_future", "create_task", "never-awaited"])
+@pytest.mark.parametrize("fails", [True, False], ids=["failing", "succeeding"])
+def test_a_send_the_function_did_not_await_is_waited_for(make_function, caplog, how, fails):
+    fn = make_function(UNAWAITED_SOURCE, UNAWAITED_CONTEXT)
+    error = OutputError("invoking binding 'badbinding' failed", "the Dapr sidecar answered ...")
+    connection = SlowConnection(error if fails else None)
+    fn.services.sender = DaprSender(fn.config, connection)
+
+    async def main():
+        fn.services.loop = asyncio.get_running_loop()
+        try:
+            outcome = await EventDispatcher(fn.config, fn.runner).binding_event("cron", how.encode())
+        finally:
+            fn.runner.close()
+        gc.collect()
+        return outcome
+
+    outcome, reason = run(main())
+    assert [call[3] for call in connection.calls] == [b'{"x":1}']  # sent before the answer
+    if fails:
+        assert outcome is Outcome.RETRY and "invoking binding 'badbinding' failed" in reason
+        logged = [r.getMessage() for r in caplog.records]
+        assert not [m for m in logged if "never retrieved" in m]
+        assert [m for m in logged if m.startswith("ctx.send_async() to output 'out' failed")]
+    else:
+        assert outcome is Outcome.SUCCESS
+
+
+@pytest.mark.parametrize("payload", [b"[" * 100_000, b"[" * 100_000 + b"]" * 100_000],
+                         ids=["unclosed", "valid-but-deep"])
+def test_content_type_of_deeply_nested_payload_is_text_not_an_error(payload):
+    assert content_type_of(payload) == "text/plain"

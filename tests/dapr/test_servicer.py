@@ -6,6 +6,8 @@ recorded instead of reaching daprd).
 
 import asyncio
 import json
+import logging
+import threading
 from pathlib import Path
 
 import grpc
@@ -264,3 +266,147 @@ def test_with_an_app_token_only_events_carrying_it_are_taken(serve):
     assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 4
     # (the input reading the cron component is named `ticks`)
     assert [(name, data) for name, data, _, _ in seen] == [("ticks", {"n": 4})]
+
+
+def test_a_message_on_an_mqtt_wildcard_topic_reaches_its_input(serve):
+    func_context = {**FUNC_CONTEXT, "inputs": {
+        "sensors": {"componentName": "mq", "componentType": "pubsub.mqtt3", "uri": "sensors/+"},
+        "kitchen": {"componentName": "mq", "componentType": "pubsub.mqtt3",
+                    "uri": "sensors/kitchen"},
+    }}
+
+    async def body(stub, alpha, health):
+        statuses = []
+        for topic in ("sensors/a", "sensors/kitchen", "sensors/a/b"):
+            statuses.append((await stub.OnTopicEvent(pb.TopicEventRequest(
+                pubsub_name="mq", topic=topic, data=b'{"t":21}',
+                data_content_type="application/json"))).status)
+        return statuses
+
+    statuses, seen, _ = serve(body, func_context=func_context)
+    assert statuses == [Status.SUCCESS, Status.SUCCESS, Status.DROP]
+    assert [(name, event.topic) for name, _, event, _ in seen] == [
+        ("sensors", "sensors/a"), ("kitchen", "sensors/kitchen")]
+
+
+def test_the_app_token_is_not_binding_metadata(serve):
+    async def body(stub, alpha, health):
+        await stub.OnBindingEvent(pb.BindingEventRequest(name="cron", data=b"1",
+                                                         metadata={"readTimeUTC": "now"}),
+                                  metadata=(("dapr-api-token", "s3cret"),))
+
+    _, seen, _ = serve(body, token="s3cret")
+    assert dict(seen[0][2].metadata) == {"readTimeUTC": "now"}
+
+
+def test_verdict_classes_and_a_forgotten_await(serve):
+    source = """
+        from openfunction.dapr import Drop, Retry
+        SEEN = []
+
+        async def later():
+            return 1
+
+        def handler(ctx, data):
+            SEEN.append(data)
+            return later() if data == "coroutine" else {"drop": Drop, "retry": Retry}[data]
+    """
+
+    async def body(stub, alpha, health):
+        return [(await stub.OnTopicEvent(pb.TopicEventRequest(
+            pubsub_name="bus", topic="orders", data=f'"{data}"'.encode(),
+            data_content_type="application/json"))).status
+            for data in ("drop", "retry", "coroutine")]
+
+    statuses, _, _ = serve(body, source=source)
+    assert statuses == [Status.DROP, Status.RETRY, Status.RETRY]
+
+
+CANCELLING_SOURCE = """
+    import asyncio
+    SEEN = []
+
+    async def handler(ctx, data):
+        SEEN.append(data)
+        if data == "own":  # a CancelledError of the function's own
+            task = asyncio.ensure_future(asyncio.sleep(10))
+            await asyncio.sleep(0)
+            task.cancel()
+            await task
+        await asyncio.sleep(data)
+"""
+
+
+def test_a_cancelled_error_the_function_raises_is_answered_retry_at_once(serve):
+    async def body(stub, alpha, health):
+        return (await stub.OnTopicEvent(pb.TopicEventRequest(
+            pubsub_name="bus", topic="orders", data=b'"own"',
+            data_content_type="application/json"), timeout=5)).status
+
+    status, _, _ = serve(body, source=CANCELLING_SOURCE)
+    assert status == Status.RETRY
+
+
+def test_an_event_daprd_gives_up_on_is_logged_once_without_traceback(serve, caplog, capsys):
+    async def body(stub, alpha, health):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.OnTopicEvent(pb.TopicEventRequest(
+                id="ev-1", pubsub_name="bus", topic="orders", data=b"5",
+                data_content_type="application/json"), timeout=0.3)
+        await asyncio.sleep(0.2)  # the servicer sees the cancellation
+        return info.value.code()
+
+    with caplog.at_level(logging.DEBUG):
+        code, _, _ = serve(body, source=CANCELLING_SOURCE)
+    assert code is grpc.StatusCode.DEADLINE_EXCEEDED
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "event ev-1 from input 'orders' cancelled" in warnings[0]
+    assert "Traceback" not in caplog.text + capsys.readouterr().err
+
+
+def test_shutdown_past_the_grace_period_answers_retry_without_traceback(make_function, caplog,
+                                                                       capsys):
+    """As the Async server stops: drain, stop the gRPC server at once, end the loop; daprd
+    (a client in other threads) gets RETRY for the events still running."""
+    fn = make_function(CANCELLING_SOURCE, FUNC_CONTEXT)
+    fn.services.sender = RecordingSender()
+    statuses: list = []
+
+    def deliver(port, event_id):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                statuses.append(pb_grpc.AppCallbackStub(channel).OnTopicEvent(pb.TopicEventRequest(
+                    id=event_id, pubsub_name="bus", topic="orders", data=b"20",
+                    data_content_type="application/json"), timeout=10).status)
+            except grpc.RpcError as error:
+                statuses.append(error.code())
+
+    async def main():
+        fn.services.loop = asyncio.get_running_loop()
+        dispatcher = EventDispatcher(fn.config, fn.runner)
+        server = grpc.aio.server()
+        AppCallbackService(dispatcher).register(server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        threads = [threading.Thread(target=deliver, args=(port, f"ev-{i}")) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        while dispatcher.in_flight < 3:
+            await asyncio.sleep(0.01)
+        drained = await dispatcher.drain(0.1)
+        in_flight = dispatcher.in_flight
+        await server.stop(0)
+        return threads, drained, in_flight, dispatcher.cancelled
+
+    with caplog.at_level(logging.WARNING):
+        threads, drained, in_flight, cancelled = asyncio.run(main())
+    for thread in threads:
+        thread.join(10)
+    fn.runner.close()
+    assert (drained, in_flight, cancelled) == (False, 3, 3)
+    assert statuses == [Status.RETRY] * 3
+    assert "Traceback" not in caplog.text + capsys.readouterr().err
+    assert sorted(r.getMessage().split(" from")[0] for r in caplog.records
+                  if "will be delivered again" in r.getMessage()) == ["event ev-0", "event ev-1",
+                                                                     "event ev-2"]

@@ -167,11 +167,28 @@ def _run(client, trigger, **fields):
 
 @pytest.mark.parametrize("raised", ["KeyboardInterrupt()", "asyncio.CancelledError()"])
 @pytest.mark.parametrize("kind", ["def", "async def"])
-def test_keyboard_interrupt_and_cancellation_are_not_caught(make_client, raised, kind):
+def test_keyboard_interrupt_and_cancelled_error_raised_by_the_function_are_failures(
+        make_client, raised, kind):
     client = make_client(f"import asyncio\n{kind} main(ctx, data):\n    raise {raised}\n", "main")
+    invocation = _run(client, HTTP)
     expected = KeyboardInterrupt if raised.startswith("Keyboard") else asyncio.CancelledError
-    with pytest.raises(expected):
-        _run(client, HTTP)
+    assert isinstance(invocation.error, expected) and invocation.status_code == 500
+
+
+def test_cancelling_the_invocation_still_cancels_it(make_client):
+    client = make_client("import asyncio\nasync def main(ctx, data):\n    await asyncio.sleep(10)\n",
+                         "main")
+    invocation = Invocation(client.function.config, HTTP, request_id="r")
+
+    async def cancel_it():
+        task = asyncio.ensure_future(client.function.runner.run(invocation))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await task
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(cancel_it())
+    assert invocation.error is None
 
 
 def test_bad_request_in_a_dapr_event_is_a_failure(make_client):

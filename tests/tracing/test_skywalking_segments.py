@@ -7,6 +7,8 @@ import json
 import os
 import time
 
+import pytest
+
 from skywalking.protocol.language_agent.Tracing_pb2 import SegmentCollection, SegmentObject
 
 from openfunction.config import FunctionConfig, parse_function_context
@@ -112,6 +114,25 @@ def test_a_callers_sw8_takes_the_slow_path_and_continues_its_trace():
     assert segment.traceId == "up-trace"
     (ref,) = segment.spans[0].refs
     assert (ref.parentTraceSegmentId, ref.parentSpanId) == ("up-segment", 3)
+
+
+UP_SW8 = "1-dXAtdHJhY2U=-dXAtc2VnbWVudA==-3-dXA=-dXAtMA==-L2J1eQ==-Zm46ODA4MA=="
+
+
+@pytest.mark.parametrize("headers, continued", [
+    ([(b"sw8", UP_SW8[:-1].encode())], False),  # base64 padding missing
+    ([(b"sw8", UP_SW8.replace("-3-", "-\u00b2-").encode())], False),  # span id not a number
+    ([(b"sw8", UP_SW8.encode()), (b"sw8-correlation", b"a2V5:!!!")], True),
+])
+def test_a_malformed_caller_context_never_fails_the_invocation(headers, continued, caplog):
+    sw = tracer()
+    invocation = http_invocation(CONFIG, *headers)
+    sw.enter(invocation)
+    sw.leave(invocation)
+    (segment,) = reported(sw)
+    assert (segment.traceId == "up-trace") is continued
+    assert bool(segment.spans[0].refs) is continued
+    assert "Traceback" not in caplog.text
 
 
 def test_a_failed_invocation_is_an_error_span():

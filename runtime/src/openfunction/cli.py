@@ -30,7 +30,7 @@ from openfunction.metrics import checked_metrics_port, enable_metrics, metrics_p
 from openfunction.plugins import build_pipeline
 from openfunction.plugins.pipeline import Pipeline
 from openfunction.runner import FunctionRunner
-from openfunction.server import DEFAULT_GRACE_PERIOD, event_loop_name, http_protocol_name, serve
+from openfunction.server import DEFAULT_GRACE_PERIOD, serve
 from openfunction.signature import SignatureType
 
 logger = logging.getLogger("openfunction")
@@ -288,10 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if options.debug:
             return _serve_with_reload(options, fn)
-        logger.info("listening on %s:%s (%s, %s)", options.host, fn.config.port,
-                    event_loop_name(), http_protocol_name())
         drained = serve(create_app(fn, options), options.host, fn.config.port,
-                        grace_period=options.grace_period, log_level=options.log_level)
+                        grace_period=options.grace_period, log_level=options.log_level,
+                        announce=True)
         if not drained:
             # a cancelled `def` function may still run in a worker thread, which the
             # interpreter would wait for at exit: leave without it

@@ -8,8 +8,9 @@ The runner knows how each signature type is called:
 
 `async def` functions run on the event loop; `def` functions run in a worker thread so
 they never block it. The runner never raises for a failure of the user's code: it records
-it on the invocation (`error`, `status_code`) for the caller to answer; `SystemExit`
-(`sys.exit()` in the function) is such a failure too.
+it on the invocation (`error`, `status_code`) for the caller to answer; `SystemExit`,
+`KeyboardInterrupt` and a `CancelledError` the function raises itself (its task was not
+cancelled) are such failures too.
 
 A `BadRequest` (a body that is not valid JSON) is the client's mistake: for a request it
 is answered 400, with no `error` recorded. The server marks an invocation whose input it
@@ -61,6 +62,14 @@ def thread_count(environ: Mapping[str, str]) -> int:
             f"set FUNCTION_THREADS to a whole number such as {DEFAULT_THREADS}, or unset it",
         )
     return int(text)
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task was asked to stop (a CancelledError it meets is then its
+    own), rather than the function raising CancelledError for reasons of its own."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return task is None or cancelling is None or cancelling() > 0
 
 
 class FunctionRunner:
@@ -137,7 +146,12 @@ class FunctionRunner:
             else:  # a Dapr event: no client to answer, a failure like any other
                 invocation.error = exc
                 invocation.status_code = 500
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code: recorded, answered
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise  # the server cancelled this invocation (shutdown, or daprd gave up)
+            invocation.error = exc  # raised by the function's own code: its failure
+            invocation.status_code = 500
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - user code
             invocation.error = exc
             invocation.status_code = 500
 

@@ -94,12 +94,16 @@ def _graceful_server_class() -> Any:
     return GracefulServer
 
 
-def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str) -> bool:
+def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str,
+          announce: bool = False) -> bool:
     """Serve until stopped; False when requests had to be cancelled at the end (the caller
     exits at once then: a `def` function may still be running in a worker thread)."""
     import uvicorn
 
     sock = bind_socket(host, port)
+    if announce:
+        logger.info("listening on %s:%s (%s, %s)", host, port, event_loop_name(),
+                    http_protocol_name())
     config = uvicorn.Config(
         app,
         loop=event_loop_name(),

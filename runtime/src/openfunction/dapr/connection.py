@@ -85,6 +85,59 @@ class DaprSettings:
         )
 
 
+COMPONENT_HINT = (
+    "check that the component exists in the sidecar (its name and type match "
+    "FUNC_CONTEXT) and that its metadata is complete; the sidecar's log says more"
+)
+
+
+def sidecar_error(what: str, code: str, details: str) -> OutputError:
+    """The `OutputError` for a call that failed with gRPC status `code` (not UNAVAILABLE or
+    DEADLINE_EXCEEDED), with a hint that fits the status."""
+    answered = f"the Dapr sidecar answered {code}: {details}"
+    if code == "RESOURCE_EXHAUSTED" and "larger than max" in details:
+        mib = MAX_MESSAGE_BYTES / (1024 * 1024)
+        limit = f"{mib:g} MiB" if mib >= 1 else f"{MAX_MESSAGE_BYTES} bytes"
+        if details.startswith("CLIENT:"):
+            return OutputError(
+                f"{what} failed: the message is too large to send",
+                f"the function's gRPC client refused to send it, nothing reached the "
+                f"sidecar ({details.removeprefix('CLIENT:').strip()}; this client sends "
+                f"at most {limit}).",
+                f"send less than {limit} at once: split the data, or store it elsewhere "
+                "and send a reference to it",
+            )
+        return OutputError(
+            f"{what} failed: the message is larger than the sidecar accepts",
+            f"{answered}.",
+            "send less data at once, or raise the sidecar's limit: daprd --max-body-size "
+            "(the dapr.io/max-body-size annotation in Kubernetes), 4Mi by default",
+        )
+    if code == "INVALID_ARGUMENT" and "not found" not in details.lower():
+        return OutputError(
+            f"{what} failed: the sidecar refused the request's arguments",
+            f"{answered}.",
+            "correct what the message names: the key, the topic, the operation or the metadata "
+            "passed to ctx.send / ctx.states (or set in FUNC_CONTEXT for the component)",
+        )
+    if code == "RESOURCE_EXHAUSTED":
+        return OutputError(
+            f"{what} failed: the sidecar or the component is out of a resource",
+            f"{answered}.",
+            "retry later, or raise the limit the message names",
+        )
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return OutputError(
+            f"{what} failed: the sidecar refused the call",
+            f"{answered}.",
+            "set DAPR_API_TOKEN to the sidecar's API token when it requires one, and check "
+            "the component's scopes and the app's access control policy",
+        )
+    # NOT_FOUND, INTERNAL (daprd's answer for an unknown binding or a component's own
+    # error), INVALID_ARGUMENT for an unknown pub/sub or state store, ...
+    return OutputError(f"{what} failed", answered, COMPONENT_HINT)
+
+
 class DaprConnection:
     """A lazily opened `grpc.aio` channel to the sidecar's Dapr API.
 
@@ -227,12 +280,7 @@ class DaprConnection:
                     f"the sidecar did not answer within {self.settings.api_timeout:g}s "
                     "(DAPR_API_TIMEOUT_SECONDS).",
                 ) from None
-            raise OutputError(
-                f"{what} failed",
-                f"the Dapr sidecar answered {code.name}: {exc.details()}",
-                "check that the component exists in the sidecar (its name and type match "
-                "FUNC_CONTEXT) and that its metadata is complete",
-            ) from None
+            raise sidecar_error(what, code.name, exc.details() or "") from None
 
     # -------------------------------------------------------------- calls
 
@@ -305,8 +353,8 @@ async def wait_for_sidecar(settings: DaprSettings, *, interval: float = 0.1) -> 
     last = "no answer"
     while True:
         try:
-            status = await asyncio.wait_for(
-                _http_status(endpoint.host, endpoint.http_port, "/v1.0/healthz/outbound"), 2.0
+            status, _ = await asyncio.wait_for(
+                http_get(endpoint.host, endpoint.http_port, "/v1.0/healthz/outbound"), 2.0
             )
             if 200 <= status < 300:
                 return loop.time() - started
@@ -324,15 +372,17 @@ async def wait_for_sidecar(settings: DaprSettings, *, interval: float = 0.1) -> 
         await asyncio.sleep(interval)
 
 
-async def _http_status(host: str, port: int, path: str) -> int:
+async def http_get(host: str, port: int, path: str) -> tuple[int, bytes]:
+    """`GET path` from the sidecar's HTTP API: the status and the body."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
         await writer.drain()
-        line = await reader.readline()
-        parts = line.split()
-        if len(parts) < 2 or not parts[1].isdigit():
-            raise ValueError(f"not an HTTP answer: {line[:40]!r}")
-        return int(parts[1])
+        answer = await reader.read()
     finally:
         writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    parts = head.split(b"\r\n", 1)[0].split()
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise ValueError(f"not an HTTP answer: {head[:40]!r}")
+    return int(parts[1]), body

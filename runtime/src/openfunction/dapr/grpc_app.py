@@ -7,9 +7,16 @@
     OnBindingEvent          SUCCESS: empty response; RETRY: a gRPC error (daprd reports it
                             to the binding, which redelivers when it can); DROP: empty
                             response (acknowledged, with a warning)
-    OnTopicEvent            TopicEventResponse status SUCCESS, RETRY or DROP
+    OnTopicEvent            TopicEventResponse status SUCCESS, RETRY or DROP (a message
+                            under an MQTT wildcard subscription, `sensors/+`, comes with its
+                            own topic: the dispatcher finds the input whose filter matches)
     OnBulkTopicEvent[Alpha1] one status per entry; entries run concurrently
     HealthCheck             serving (for `--enable-app-health-check`)
+
+A call daprd cancels (a resiliency timeout) cancels its handler: the dispatcher logs the
+event as not acknowledged and grpc answers nothing more. Events still running when the
+grace period of shutdown ran out are cancelled by the dispatcher and answered RETRY before
+the server stops, so no call is left for the ending loop to cancel.
 
 Service invocation (`OnInvoke`) and jobs are not part of OpenFunction's Async runtime
 and are answered UNIMPLEMENTED.

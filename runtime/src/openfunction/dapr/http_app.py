@@ -9,22 +9,31 @@
                                    rawPayload); 200 {"status": "SUCCESS" | "RETRY" | "DROP"}
     GET  /healthz                  200 (for `--enable-app-health-check`)
 
+A request still running when uvicorn's grace period ran out is cancelled and answered 503:
+not acknowledged (daprd delivers a topic event again).
+
 With `APP_API_TOKEN` set (`app_token`), an event (POST) without that `dapr-api-token` header
-gets 401.
+gets 401; the header is not part of a binding event's metadata.
+
+Routes are matched on the decoded path: an input name that needs percent-encoding in its
+route (`my input`, `a/b`, `ü`) is served whichever way daprd encodes it. A POST to no
+route is answered 404 (daprd then drops the event) and logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
 from typing import Any, Awaitable, Callable
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from openfunction.config import Component
 from openfunction.dapr.app_token import HEADER as TOKEN_HEADER
 from openfunction.dapr.app_token import AppToken
 from openfunction.dapr.dispatcher import EventDispatcher, subscription_of
@@ -42,8 +51,10 @@ Hook = Callable[[], Awaitable[None]]
 TOPIC_ROUTE_PREFIX = "/topics/"
 TRANSPORT_HEADERS = frozenset({
     "host", "user-agent", "content-length", "accept-encoding", "connection",
-    "transfer-encoding",
+    "transfer-encoding", TOKEN_HEADER,
 })
+"""Headers of a binding event that are the transport's, not the event's metadata (the app
+API token among them: the function never sees it)."""
 CLOUDEVENT_ATTRIBUTES = frozenset({
     "id", "source", "type", "specversion", "datacontenttype", "dataschema", "subject",
     "time", "data", "data_base64",
@@ -51,7 +62,13 @@ CLOUDEVENT_ATTRIBUTES = frozenset({
 
 
 def topic_route(input_name: str) -> str:
+    """The route daprd is given for the subscription of a topic input (percent-encoded)."""
     return TOPIC_ROUTE_PREFIX + quote(input_name, safe="")
+
+
+def binding_route(component: str) -> str:
+    """The path daprd posts a binding's events to (its component name)."""
+    return "/" + component
 
 
 class DaprHttpApp:
@@ -72,8 +89,9 @@ class DaprHttpApp:
             if dead_letter:
                 entry["deadLetterTopic"] = dead_letter
             self._subscriptions.append(entry)
-        self._routes = {topic_route(c.name): key for key, c in subscriptions.topics.items()}
-        self._bindings = {"/" + name: name for name in subscriptions.bindings}
+        # keyed by decoded path, as ASGI servers give `scope["path"]`
+        self._routes = {unquote(topic_route(c.name)): c for c in subscriptions.topics.values()}
+        self._bindings = {unquote(binding_route(name)): name for name in subscriptions.bindings}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -81,11 +99,16 @@ class DaprHttpApp:
             return
         if scope["type"] != "http":
             return
-        response = await self._handle(Request(scope, receive))
+        try:
+            response = await self._handle(Request(scope, receive))
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when the grace period ran out (the dispatcher
+            # logged the event): answered as not acknowledged, instead of a traceback
+            response = PlainTextResponse("cancelled: the function is stopping", 503)
         await response(scope, receive, send)
 
     async def _handle(self, request: Request) -> Response:
-        path, method = request.url.path, request.method
+        path, method = request.scope["path"], request.method
         if method in ("POST", "PUT") and self.token is not None and not self.token.accepts(
                 request.headers.get(TOKEN_HEADER)):
             return PlainTextResponse(f"Unauthorized: missing or wrong {TOKEN_HEADER}\n", 401)
@@ -103,7 +126,13 @@ class DaprHttpApp:
             if method in ("POST", "PUT"):
                 return await self._binding(request, self._bindings[path])
         if path in self._routes and method == "POST":
-            return await self._topic(request, *self._routes[path])
+            return await self._topic(request, self._routes[path])
+        if method in ("POST", "PUT"):
+            logger.error(
+                "event dropped: %s %s is no route of this function, answered 404, so daprd drops "
+                "the event (routes served: %s)", method, _shown_path(request), ", ".join(
+                    [f"{binding_route(b)} (binding {b!r})" for b in self._bindings.values()]
+                    + [f"{topic_route(c.name)} (input {c.name!r})" for c in self._routes.values()]))
         return PlainTextResponse("Not Found", 404)
 
     async def _binding(self, request: Request, component: str) -> Response:
@@ -114,20 +143,31 @@ class DaprHttpApp:
             return PlainTextResponse(reason, 500)
         return Response(status_code=200)
 
-    async def _topic(self, request: Request, pubsub: str, topic: str) -> Response:
+    async def _topic(self, request: Request, input_: Component) -> Response:
         body = await request.body()
         content_type = request.headers.get("content-type", "")
-        event = _cloudevent(body, content_type)
-        if event is None:  # rawPayload: the body is the message itself
+        pubsub, path = input_.component_name, request.scope["path"]
+        try:
+            event = _cloudevent(body, content_type)
+            if event is not None:
+                data, data_type = _cloudevent_data(event)
+        except RecursionError:  # malformed for Python, like invalid JSON: taken as it came
+            logger.warning("a message for input %r nests JSON more deeply than Python decodes: "
+                           "the function gets the request body as bytes", input_.name)
+            event = None
+        if event is None:  # rawPayload (or malformed): the body is the message itself
             outcome, _ = await self.dispatcher.topic_event(
-                pubsub, topic, body, data_content_type=content_type, path=request.url.path)
+                pubsub, input_.topic, body, data_content_type=content_type, path=path,
+                input_name=input_.name)
         else:
-            data, data_type = _cloudevent_data(event)
+            # the message's own topic (under a wildcard subscription, not the filter)
+            topic = event.get("topic")
             outcome, _ = await self.dispatcher.topic_event(
-                pubsub, topic, data, id=str(event.get("id", "")),
+                pubsub, topic if isinstance(topic, str) and topic else input_.topic, data,
+                id=str(event.get("id", "")),
                 source=str(event.get("source", "")), type=str(event.get("type", "")),
                 spec_version=str(event.get("specversion", "")), data_content_type=data_type,
-                path=request.url.path,
+                path=path, input_name=input_.name,
                 extensions={k: v for k, v in event.items() if k not in CLOUDEVENT_ATTRIBUTES},
             )
         return JSONResponse({"status": outcome.value})
@@ -136,7 +176,15 @@ class DaprHttpApp:
         await run_lifespan(receive, send, self.on_startup, self.on_shutdown)
 
 
+def _shown_path(request: Request) -> str:
+    raw = request.scope.get("raw_path")
+    return raw.decode("latin-1") if isinstance(raw, bytes) else request.scope["path"]
+
+
 def _cloudevent(body: bytes, content_type: str) -> dict[str, Any] | None:
+    """The structured-mode CloudEvent `body` is, or None: then the body is the message itself
+    (rawPayload), as is a body that is not valid JSON. RecursionError: JSON nested too
+    deeply to decode."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/cloudevents+json" and not is_json_type(media):
         return None

@@ -133,7 +133,13 @@ def is_inner_event_type(event_type: str) -> bool:
 
 
 def unwrap(raw: bytes | str) -> InnerEvent | None:
-    """The inner event in `raw` (JSON), or None when `raw` is not one."""
+    """The inner event in `raw` (JSON), or None when `raw` is not one.
+
+    Whatever cannot be read is delivered as it came, never retried for ever: `raw` that
+    is not JSON (or nests deeper than Python's parser goes) is not an inner event; a
+    `data_base64` that is not base64 is the payload as it is; decoded data that is not the
+    `{metadata, userData}` JSON object is the payload, the decoded bytes unchanged.
+    """
     if not raw:
         return None
     if raw.lstrip()[:1] not in ("{", b"{"):
@@ -142,7 +148,7 @@ def unwrap(raw: bytes | str) -> InnerEvent | None:
         return None  # the common case, decided without parsing
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(doc, dict) or "specversion" not in doc:
         return None
@@ -150,18 +156,30 @@ def unwrap(raw: bytes | str) -> InnerEvent | None:
     if not isinstance(event_type, str) or not is_inner_event_type(event_type):
         return None
     attributes = {k: v for k, v in doc.items() if k not in ("data", "data_base64")}
-    if isinstance(doc.get("data_base64"), str):
+    if not isinstance(doc.get("data_base64"), str):
         try:
-            payload: Any = json.loads(base64.b64decode(doc["data_base64"], validate=True))
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            return InnerEvent(_raw_bytes(doc["data_base64"]), {}, attributes)
-    else:
-        payload = doc.get("data")
-    return from_envelope_data(payload, attributes)
+            return from_envelope_data(doc.get("data"), attributes)
+        except RecursionError:  # re-encoding inline data nested about as deep as the limit
+            return None
+    try:
+        decoded = base64.b64decode(doc["data_base64"], validate=True)
+    except (binascii.Error, ValueError):
+        return InnerEvent(_raw_bytes(doc["data_base64"]), {}, attributes)
+    try:
+        payload: Any = json.loads(decoded)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return InnerEvent(decoded, {}, attributes)  # binary data of some other CloudEvent
+    return from_envelope_data(payload, attributes, original=decoded)
 
 
-def from_envelope_data(payload: Any, attributes: Mapping[str, Any] | None = None) -> InnerEvent:
-    """The inner event whose envelope `data` is `payload` (already JSON-decoded)."""
+def from_envelope_data(
+    payload: Any, attributes: Mapping[str, Any] | None = None, *, original: bytes | None = None
+) -> InnerEvent:
+    """The inner event whose envelope `data` is `payload` (already JSON-decoded).
+
+    `original`: the bytes `payload` was decoded from, delivered as they are when `payload`
+    is not the `{metadata, userData}` object (else it is re-encoded as compact JSON).
+    """
     attributes = dict(attributes or {})
     if payload is None:
         return InnerEvent(b"", {}, attributes)
@@ -178,7 +196,7 @@ def from_envelope_data(payload: Any, attributes: Mapping[str, Any] | None = None
             else:
                 return InnerEvent(data, dict(metadata), attributes)
     # Not the {metadata, userData} shape: the whole data is the payload.
-    return InnerEvent(_raw_bytes(payload), {}, attributes)
+    return InnerEvent(original if original is not None else _raw_bytes(payload), {}, attributes)
 
 
 def _raw_bytes(value: Any) -> bytes:

@@ -18,7 +18,7 @@ import json
 from typing import TYPE_CHECKING
 
 from openfunction.config import FunctionConfig
-from openfunction.context import OutgoingMessage
+from openfunction.context import PENDING_SENDS, OutgoingMessage
 from openfunction.dapr import innerevent
 from openfunction.dapr.connection import DaprConnection
 from openfunction.dapr.outcome import SEND_FAILURES
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
     from openfunction.invocation import Invocation
 
 DEFAULT_OPERATION = "create"
-PENDING_SENDS = "dapr.pending_sends"
-"""`Invocation.state` key: sends of this invocation that have not finished yet."""
+# PENDING_SENDS (from openfunction.context): what the dispatcher waits for before answering
 
 
 def content_type_of(payload: bytes) -> str:
@@ -41,8 +40,8 @@ def content_type_of(payload: bytes) -> str:
         try:
             json.loads(payload)
             return "application/json"
-        except (ValueError, UnicodeDecodeError):
-            pass
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            pass  # not JSON, or nested deeper than Python's parser goes: labelled as text
     try:
         payload.decode()
         return "text/plain"
@@ -73,6 +72,7 @@ class DaprSender:
         return innerevent.wrap(self.config, message.data, metadata), True
 
     async def send(self, message: OutgoingMessage, invocation: "Invocation") -> bytes | None:
+        # `ctx.send_async` registered its task already; this covers the blocking `ctx.send`
         pending = invocation.state.setdefault(PENDING_SENDS, set())
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         pending.add(done)

@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Mapping
 from openfunction.dapr.connection import DaprConnection, DaprSettings, wait_for_sidecar
 from openfunction.dapr.dispatcher import EventDispatcher
 from openfunction.dapr.services import dapr_connection
-from openfunction.errors import ConfigError, ServeError
+from openfunction.dapr.sidecar_check import check_sidecar
+from openfunction.errors import ConfigError, FrameworkError, ServeError
 
 if TYPE_CHECKING:
     from openfunction.cli import Function
+    from openfunction.config import FunctionConfig
 
 logger = logging.getLogger("openfunction")
 
@@ -143,7 +145,8 @@ async def _serve_grpc(fn: "Function", dispatcher: EventDispatcher, connection: D
         loop.add_signal_handler(sig, on_signal)
     try:
         try:
-            ready = await _wait_for_sidecar_or_stop(connection.settings, connection, stop)
+            ready = await _wait_for_sidecar_or_stop(connection.settings, connection, fn.config,
+                                                    stop, "grpc")
         except BaseException:
             await server.stop(0)
             raise
@@ -167,9 +170,10 @@ async def _serve_grpc(fn: "Function", dispatcher: EventDispatcher, connection: D
 
 
 async def _wait_for_sidecar_or_stop(settings: DaprSettings, connection: DaprConnection,
-                                    stop: asyncio.Event) -> bool:
+                                    config: "FunctionConfig", stop: asyncio.Event,
+                                    protocol: str) -> bool:
     """Wait for the sidecar; False when asked to stop first. Raises when it never comes."""
-    ready = asyncio.ensure_future(_connect(settings, connection))
+    ready = asyncio.ensure_future(_connect(settings, connection, config, protocol))
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if ready.done():
@@ -180,13 +184,15 @@ async def _wait_for_sidecar_or_stop(settings: DaprSettings, connection: DaprConn
     return False
 
 
-async def _connect(settings: DaprSettings, connection: DaprConnection) -> None:
+async def _connect(settings: DaprSettings, connection: DaprConnection,
+                   config: "FunctionConfig", protocol: str) -> None:
     endpoint = settings.endpoint
     logger.info("waiting up to %gs (DAPR_HEALTH_TIMEOUT) for the Dapr sidecar at %s:%s",
                 settings.health_timeout, endpoint.host, endpoint.http_port)
     waited = await wait_for_sidecar(settings)
     await connection.ensure()
     logger.info("Dapr sidecar ready at %s (waited %.2fs)", settings.endpoint.grpc_address, waited)
+    await check_sidecar(config, endpoint.host, endpoint.http_port, protocol)
 
 
 async def _close(fn: "Function", connection: DaprConnection) -> None:
@@ -206,9 +212,30 @@ def _serve_http(fn: "Function", dispatcher: EventDispatcher, connection: DaprCon
     from openfunction.dapr.http_app import DaprHttpApp
     from openfunction.server import serve
 
+    failed: list[FrameworkError] = []
+
     async def start() -> None:
-        fn.services.loop = asyncio.get_running_loop()
-        await _connect(connection.settings, connection)
+        loop = fn.services.loop = asyncio.get_running_loop()
+        # uvicorn's signal handlers only take effect once start-up is over: SIGTERM while
+        # waiting for the sidecar is watched here, then handed to them
+        stop = asyncio.Event()
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in handlers:
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            ready = await _wait_for_sidecar_or_stop(connection.settings, connection, fn.config,
+                                                    stop, "http")
+        except FrameworkError as exc:
+            failed.append(exc)  # raised once uvicorn has stopped: reported like the gRPC path's
+            ready = False
+        finally:
+            for sig, handler in handlers.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)
+        if not ready:
+            exit_server = handlers[signal.SIGTERM]
+            if callable(exit_server):
+                exit_server(signal.SIGTERM, None)  # uvicorn stops right after start-up
 
     async def stop() -> None:
         await dispatcher.drain(grace_period)
@@ -218,5 +245,8 @@ def _serve_http(fn: "Function", dispatcher: EventDispatcher, connection: DaprCon
                       token=AppToken.from_environ(os.environ))
     logger.info("serving Dapr app callbacks (HTTP) on %s:%s", host, fn.config.port)
     level = logging.getLevelName(logging.getLogger("openfunction").getEffectiveLevel())
-    return serve(app, host, fn.config.port, grace_period=grace_period,
-                 log_level=level if isinstance(level, str) else "INFO")
+    drained = serve(app, host, fn.config.port, grace_period=grace_period,
+                    log_level=level if isinstance(level, str) else "INFO")
+    if failed:
+        raise failed[0]
+    return drained

@@ -378,13 +378,19 @@ class SkyWalkingTracer:
         if not sw8:
             return None, {}
         carrier = self._Carrier()
-        carrier.val = sw8
-        if correlation_header:
-            carrier.correlation_carrier.val = correlation_header
-        if not carrier.is_valid:
+        try:
+            carrier.val = sw8
+            if correlation_header:
+                carrier.correlation_carrier.val = correlation_header
+            if not carrier.is_valid:
+                return None, {}
+            ref = Ref(carrier.trace_id, carrier.segment_id, int(carrier.span_id),
+                      carrier.service, carrier.service_instance, carrier.endpoint,
+                      carrier.client_address)
+        except (ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+            # a caller's malformed header: this invocation starts a trace of its own
+            logger.debug("SkyWalking: ignoring a malformed sw8 header %r (%s)", sw8[:80], exc)
             return None, {}
-        ref = Ref(carrier.trace_id, carrier.segment_id, int(carrier.span_id), carrier.service,
-                  carrier.service_instance, carrier.endpoint, carrier.client_address)
         return ref, dict(carrier.correlation_carrier.correlation)
 
     def _correlate(self, correlation: dict[str, str], key: str, value: str) -> None:
