@@ -7,6 +7,7 @@ this module turns them into a titled message saying what went wrong and what to 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ofn_buildpack.app_files import PYPROJECT, REQUIREMENTS, AppFilesError, AppFilesErrorKind
@@ -254,6 +255,19 @@ def python_version_notice(notice: Notice) -> Message:
         "Python patch version differs",
         f"{notice.file} asks for Python {notice.requested}; the stack has {notice.available}.\n"
         f"The minor version matches, so the build goes on with {notice.available}.",
+    )
+
+
+def setup_script_not_read(files: Sequence[str]) -> Message:
+    """A setuptools project whose dependencies the buildpack cannot see."""
+    names = " and ".join(files)
+    return Message(
+        f"{names} not read",
+        f"The app has {names}, but no requirements.txt and no [project] dependencies in\n"
+        "pyproject.toml. The buildpack does not run setup scripts, so install_requires are\n"
+        "not installed, and imports of those packages will fail when the function runs.\n"
+        "List the dependencies in requirements.txt (or [project] dependencies); if the\n"
+        "function needs none, ignore this warning.",
     )
 
 

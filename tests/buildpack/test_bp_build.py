@@ -368,6 +368,17 @@ def test_runtime_txt_gets_a_warning_saying_what_is_read(cnb):
     assert ".python-version" in result.stdout and "requires-python" in result.stdout
 
 
+def test_a_setup_script_without_requirements_gets_a_warning(cnb):
+    cnb.write("main.py", HELLO)
+    cnb.write("setup.py", "from setuptools import setup\nsetup(install_requires=['humanize'])\n")
+    result = cnb.build()
+    assert result.returncode == 0, result.output
+    assert "[Warning: setup.py not read]" in result.stdout
+    assert "install_requires are" in result.stdout and "requirements.txt" in result.stdout
+    cnb.write("requirements.txt", "")
+    assert "not read]" not in cnb.build().stdout  # requirements.txt says what to install
+
+
 def test_poetry_table_with_only_python_and_requirements_txt_build(cnb):
     cnb.write("main.py", HELLO)
     cnb.write("pyproject.toml", "[tool.poetry]\nname = 'fn'\n\n[tool.poetry.dependencies]\npython = '^3.11'\n")
