@@ -85,9 +85,11 @@ def test_cloudevent_structured_mode(make_client):
 
 def test_cloudevent_invalid_is_400_with_reason(make_client):
     client = make_client("def f(event):\n    return 'never'\n", "f", args=["--signature-type", "cloudevent"])
-    r = client.post("/", content=b"{}", headers={"content-type": "application/json"})
+    r = client.post("/", content=b"{}", headers={"content-type": "application/json",
+                                                  "x-request-id": "ce-bad"})
     assert r.status_code == 400
     assert "not a valid CloudEvent" in r.text and "specversion" in r.text
+    assert r.text.endswith("(request id ce-bad)\n") and r.headers["x-request-id"] == "ce-bad"
 
 
 def test_openfunction_signature_json_body(make_client):

@@ -115,9 +115,7 @@ class FunctionApp:
         try:
             event = cloudevent.parse(request.headers, body)
         except cloudevent.InvalidCloudEvent as exc:
-            await PlainTextResponse(f"Bad Request: not a valid CloudEvent: {exc}\n", 400)(
-                scope, receive, send
-            )
+            await self._reject(request, exc, scope, receive, send)
             return
         invocation = Invocation(
             self.config,
@@ -142,9 +140,7 @@ class FunctionApp:
             try:
                 event = cloudevent.parse(headers, body)
             except cloudevent.InvalidCloudEvent as exc:
-                await PlainTextResponse(f"Bad Request: not a valid CloudEvent: {exc}\n", 400)(
-                    scope, receive, send
-                )
+                await self._reject(request, exc, scope, receive, send)
                 return
             trigger = CLOUDEVENT
             try:
@@ -168,6 +164,16 @@ class FunctionApp:
         if malformed is not None:
             # answered 400 by the runner, through the plugins and metrics
             reject(invocation, malformed)
+        await self.runner.run(invocation)
+        await self._respond(invocation, scope, receive, send)
+
+    async def _reject(self, request: Request, error: Exception, scope: Scope, receive: Receive,
+                      send: Send) -> None:
+        """A request that is not a valid CloudEvent: answered 400 with its request id, through
+        the plugins and metrics, without calling the function."""
+        invocation = Invocation(self.config, HTTP, request=request,
+                                request_id=self._request_id(scope))
+        reject(invocation, BadRequest(f"not a valid CloudEvent: {error}"))
         await self.runner.run(invocation)
         await self._respond(invocation, scope, receive, send)
 
