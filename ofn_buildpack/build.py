@@ -51,9 +51,8 @@ def build(ctx: BuildContext, log: Log) -> None:
     log.step(f"Python {python.text} ({python.executable})")
     requirements = dependencies.find_requirements(app)
     setup_scripts = [name for name in ("setup.py", "setup.cfg") if (app.app_dir / name).is_file()]
-    declared = app.requirements is not None or "dependencies" in (
-        (app.pyproject() or {}).get("project") or {})
-    if setup_scripts and not declared:
+    if setup_scripts and requirements is None and app.requirements is None and "dependencies" not in (
+            (app.pyproject() or {}).get("project") or {}):
         message = errors.setup_script_not_read(setup_scripts)
         log.warning(message.title, message.body)
 

@@ -23,7 +23,7 @@ from openfunction.invocation import CLOUDEVENT, HTTP, Invocation
 from openfunction.plugins.pipeline import PreHookFailed
 from openfunction.request import BadRequest, Request, parse_json
 from openfunction.responses import ReturnValueError
-from openfunction.runner import FunctionRunner, reject
+from openfunction.runner import FunctionRunner
 from openfunction.signature import SignatureType
 from openfunction.lifespan import run_lifespan
 
@@ -160,10 +160,8 @@ class FunctionApp:
             event=event,
             data=data,
             request_id=self._request_id(scope),
+            rejected=malformed,  # answered 400 by the runner, through the plugins and metrics
         )
-        if malformed is not None:
-            # answered 400 by the runner, through the plugins and metrics
-            reject(invocation, malformed)
         await self.runner.run(invocation)
         await self._respond(invocation, scope, receive, send)
 
@@ -172,8 +170,8 @@ class FunctionApp:
         """A request that is not a valid CloudEvent: answered 400 with its request id, through
         the plugins and metrics, without calling the function."""
         invocation = Invocation(self.config, HTTP, request=request,
-                                request_id=self._request_id(scope))
-        reject(invocation, BadRequest(f"not a valid CloudEvent: {error}"))
+                                request_id=self._request_id(scope),
+                                rejected=BadRequest(f"not a valid CloudEvent: {error}"))
         await self.runner.run(invocation)
         await self._respond(invocation, scope, receive, send)
 

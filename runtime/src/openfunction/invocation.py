@@ -48,6 +48,9 @@ class Invocation:
     plugins: "PluginSet | None" = None
     state: dict[str, Any] = field(default_factory=dict)
     """Free per-invocation scratch space for plugins."""
+    rejected: Exception | None = None
+    """Why the server could not decode the input (a `BadRequest`): the runner answers 400
+    without calling the function; the plugins run as for any invocation."""
 
     @property
     def name(self) -> str:

@@ -13,9 +13,9 @@ it on the invocation (`error`, `status_code`) for the caller to answer; `SystemE
 cancelled) are such failures too.
 
 A `BadRequest` (a body that is not valid JSON) is the client's mistake: for a request it
-is answered 400, with no `error` recorded. The server marks an invocation whose input it
-could not decode with `reject`: it goes through the plugins (and metrics) like any other
-and is answered 400, without calling the function.
+is answered 400, with no `error` recorded. An invocation whose input the server could not
+decode (`Invocation.rejected`) goes through the plugins (and metrics) like any other and is
+answered 400, without calling the function.
 """
 
 from __future__ import annotations
@@ -41,15 +41,6 @@ logger = logging.getLogger("openfunction")
 
 DEFAULT_THREADS = 40
 
-REJECTED = "openfunction.rejected"
-"""`Invocation.state` key: the `BadRequest` the server answers instead of calling the function."""
-
-
-def reject(invocation: Invocation, error: BadRequest) -> None:
-    """Have `invocation` answered 400 for `error` instead of calling the function."""
-    invocation.state[REJECTED] = error
-
-
 def thread_count(environ: Mapping[str, str]) -> int:
     """The worker threads for `def` functions: `FUNCTION_THREADS`, else `DEFAULT_THREADS`."""
     text = environ.get("FUNCTION_THREADS", "").strip()
@@ -64,12 +55,13 @@ def thread_count(environ: Mapping[str, str]) -> int:
     return int(text)
 
 
-def _being_cancelled() -> bool:
-    """Whether the running task was asked to stop (a CancelledError it meets is then its
-    own), rather than the function raising CancelledError for reasons of its own."""
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-    return task is None or cancelling is None or cancelling() > 0
+def being_cancelled(task: "asyncio.Task[Any] | None") -> bool:
+    """Whether `task` was asked to stop (the server, daprd closing the call), so that a
+    CancelledError it meets is that request, rather than the function's own code raising
+    CancelledError (`await` on a future it cancelled itself). Without `Task.cancelling`
+    (Python < 3.11) it is taken as a request to stop."""
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
 
 
 class FunctionRunner:
@@ -119,9 +111,8 @@ class FunctionRunner:
             )
 
     async def _call(self, invocation: Invocation) -> None:
-        rejected = invocation.state.get(REJECTED)
-        if rejected is not None:
-            self._bad_request(invocation, rejected)
+        if invocation.rejected is not None:
+            self._bad_request(invocation, invocation.rejected)
             return
         try:
             args: tuple[Any, ...]
@@ -147,7 +138,7 @@ class FunctionRunner:
                 invocation.error = exc
                 invocation.status_code = 500
         except asyncio.CancelledError as exc:
-            if _being_cancelled():
+            if being_cancelled(asyncio.current_task()):
                 raise  # the server cancelled this invocation (shutdown, or daprd gave up)
             invocation.error = exc  # raised by the function's own code: its failure
             invocation.status_code = 500
@@ -155,7 +146,7 @@ class FunctionRunner:
             invocation.error = exc
             invocation.status_code = 500
 
-    def _bad_request(self, invocation: Invocation, error: BadRequest) -> None:
+    def _bad_request(self, invocation: Invocation, error: Exception) -> None:
         logger.info(
             "function %r: bad request (request %s): %s",
             self.function.target, invocation.request_id or "-", error,

@@ -32,6 +32,7 @@ from openfunction.dapr.sender import PENDING_SENDS
 from openfunction.errors import ConfigError
 from openfunction.invocation import BINDING, TOPIC, Invocation
 from openfunction.loader import user_traceback
+from openfunction.runner import being_cancelled
 
 if TYPE_CHECKING:
     from openfunction.runner import FunctionRunner
@@ -182,14 +183,6 @@ def _redelivery(input_: Component) -> str:
             f"failed events ({policy} also calls the function again)")
 
 
-def _cancelled_by_others(task: "asyncio.Task[Any] | None") -> bool:
-    """Whether a CancelledError `task` meets comes from cancelling it (the server, daprd
-    closing the call), rather than from the function's own code (`await` on a future it
-    cancelled itself). Without `Task.cancelling` (Python < 3.11) it is taken as such."""
-    cancelling = getattr(task, "cancelling", None)
-    return cancelling is None or cancelling() > 0
-
-
 def _uncancel(task: "asyncio.Task[Any]") -> None:
     uncancel = getattr(task, "uncancel", None)  # Python 3.11+
     if uncancel is not None:
@@ -301,18 +294,18 @@ class EventDispatcher:
                 self._unfinished += 1
                 outcome = Outcome.RETRY
                 reason = "cancelled: still running when the grace period ran out"
-            elif _cancelled_by_others(task):
+            elif being_cancelled(task):
                 # daprd gave up on the call (a resiliency timeout, its shutdown) or the server stops
                 self.cancelled += 1
                 logger.warning("event %s from input %r cancelled before the function finished "
                                "(daprd gave up on the call, or the server is stopping): not "
                                "acknowledged; %s", request_id, input_.name, _redelivery(input_))
                 raise
-            else:  # raised by the function's own code: its failure, not a cancellation
-                logger.error("event %s from input %r: the function raised CancelledError although "
-                             "its event was not cancelled\n%s", request_id, input_.name,
+            else:  # raised by user code the runner does not catch itself (a plugin's hook)
+                logger.error("event %s from input %r: CancelledError raised although the event "
+                             "was not cancelled\n%s", request_id, input_.name,
                              user_traceback(exc))
-                outcome, reason = Outcome.RETRY, "the function raised CancelledError"
+                outcome, reason = Outcome.RETRY, "CancelledError raised, the event was not cancelled"
         except Exception as exc:  # noqa: BLE001 - never lose an event to a framework bug
             logger.exception("event %s from input %r could not be handled", request_id, input_.name)
             outcome, reason = Outcome.RETRY, f"internal error: {type(exc).__name__}: {exc}"
