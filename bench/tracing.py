@@ -13,7 +13,9 @@ it answered: at saturation throughput is its inverse, so the throughput a mode c
 * `disabled`: `pluginsTracing` present with `enabled: false` (must cost nothing);
 * `plugin`: no tracing, the built-in `counter` plugin as pre and post hook (what running
   any plugin pipeline costs, which the tracing providers pay too);
-* `skywalking`, `opentelemetry`: `pluginsTracing` enabled with that provider.
+* `skywalking`, `opentelemetry`: `pluginsTracing` enabled with that provider;
+* `opentelemetry-sampled`: the same, keeping one trace in ten (the OpenTelemetry sampler
+  settings docs/tracing.md suggests when the cost matters).
 
 The markdown report goes to stdout and bench/results-tracing.md; progress to stderr.
 Nothing leaves the machine.
@@ -63,8 +65,14 @@ sys.path.insert(0, str(REPO / "tests"))
 from support.otlp_receiver import OTLPReceiver  # noqa: E402
 from support.skywalking_collector import SkyWalkingCollector  # noqa: E402
 
-MODES = ("disabled", "plugin", "skywalking", "opentelemetry")
+MODES = ("disabled", "plugin", "skywalking", "opentelemetry", "opentelemetry-sampled")
 TRACED = ("skywalking", "opentelemetry")
+"""The modes the target applies to: every request traced."""
+SAMPLED_RATIO = "0.1"
+SAMPLER_ENV = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+               "OTEL_TRACES_SAMPLER_ARG": SAMPLED_RATIO}
+"""`opentelemetry-sampled`: OpenTelemetry with one trace in ten kept, as docs/tracing.md
+suggests when the cost matters."""
 TARGET_DROP = 0.15
 HELLO = FIXTURES / "hello.py"
 
@@ -94,7 +102,7 @@ def func_context(mode: str, collector: SkyWalkingCollector, receiver: OTLPReceiv
     elif mode == "skywalking":
         ctx["pluginsTracing"] = {"enabled": True, "provider": {
             "name": "skywalking", "oapServer": collector.address}}
-    elif mode == "opentelemetry":
+    elif mode.startswith("opentelemetry"):
         ctx["pluginsTracing"] = {"enabled": True, "provider": {
             "name": "opentelemetry", "exporter": {"name": "otlp", "endpoint": receiver.endpoint}}}
     return ctx
@@ -111,6 +119,7 @@ def make_server(mode: str, cpu: int, collector: SkyWalkingCollector,
         cpu=cpu,
         env={"FUNC_CONTEXT": json.dumps(func_context(mode, collector, receiver)),
              "CONTEXT_MODE": "self-host", "LOG_LEVEL": "WARNING",
+             **(SAMPLER_ENV if mode == "opentelemetry-sampled" else {}),
              **({"PYTHONPATH": str(runtime_src)} if runtime_src else {})},
     )
 
@@ -121,7 +130,7 @@ def spans_since(mode: str, since: float, collector: SkyWalkingCollector,
     if mode == "skywalking":
         ms = since * 1000
         return sum(1 for s in list(collector.segments) for span in s.spans if span.startTime >= ms)
-    if mode == "opentelemetry":
+    if mode.startswith("opentelemetry"):
         ns = since * 1e9
         return sum(1 for s in list(receiver.spans) if s.span.start_time_unix_nano >= ns)
     return 0
@@ -195,7 +204,7 @@ def render(modes: list[str], samples: dict[str, Samples], args: argparse.Namespa
         on_cpu = median(r.cpu_us_b for r in s.runs)
         drop = 1 - 1 / s.ratio
         delivered = "-"
-        if mode in TRACED:
+        if mode in TRACED or mode == "opentelemetry-sampled":
             delivered = f"{sum(s.spans):,} / {sum(s.requests):,}"
         rows.append([mode, f"{off_cpu:.1f} µs", f"{on_cpu:.1f} µs",
                      f"{(s.ratio - 1) * 100:+.1f}% ({(min(ratios) - 1) * 100:+.1f}..{(max(ratios) - 1) * 100:+.1f})",
@@ -224,7 +233,10 @@ def render(modes: list[str], samples: dict[str, Samples], args: argparse.Namespa
         "swapped every round. Compared is the CPU time of each process (all threads, from /proc) "
         "per request it answered; at saturation throughput is its inverse, so the throughput "
         "lost is 1 - 1/ratio. req/s and p99 are those of the pair (each process gets about half "
-        "of the CPU). Medians over the rounds (range in brackets).",
+        "of the CPU). Medians over the rounds (range in brackets). `opentelemetry-sampled` "
+        f"keeps one trace in {round(1 / float(SAMPLED_RATIO))} "
+        f"(`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG="
+        f"{SAMPLED_RATIO}`); the target applies to the modes that trace every request.",
         "",
         f"Command: `.venv/bin/python bench/tracing.py --rounds {args.rounds} --duration "
         f"{args.duration:g}` ({elapsed / 60:.1f} min).",

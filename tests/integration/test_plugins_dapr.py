@@ -1,6 +1,5 @@
 """Plugins around Dapr events: a real daprd delivers cron events to an async function."""
 
-import json
 import textwrap
 
 import pytest

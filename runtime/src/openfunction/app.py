@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import compile_path
+from starlette.types import Receive, Scope, Send
 
 from openfunction import cloudevent
 from openfunction.config import FunctionConfig
@@ -29,9 +30,6 @@ from openfunction.lifespan import run_lifespan
 
 logger = logging.getLogger("openfunction")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
 

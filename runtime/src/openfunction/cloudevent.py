@@ -17,7 +17,7 @@ def _load() -> Any:
         try:
             from cloudevents.v1 import http as sdk  # cloudevents 2.x
         except ImportError:
-            from cloudevents import http as sdk  # type: ignore[no-redef]  # cloudevents 1.x
+            from cloudevents import http as sdk  # type: ignore[no-redef, attr-defined]  # cloudevents 1.x
         _sdk = sdk
     return _sdk
 

@@ -18,6 +18,7 @@ Both are parsed into one frozen `FunctionConfig`. `POD_NAME`, `POD_NAMESPACE` an
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -521,7 +522,7 @@ class _Reader:
             )
         return value
 
-    def string_list(self, value: Any, where: str) -> list[str]:
+    def string_list(self, value: Any, where: str) -> "builtins.list[str]":
         items = self.list(value, where)
         for index, item in enumerate(items):
             self.string(item, f"{where}[{index}]")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from openfunction.context import Context
     from openfunction.plugins.pipeline import PluginSet
+    from openfunction.request import BadRequest
 
 # what started the invocation
 HTTP = "http"
@@ -48,7 +49,7 @@ class Invocation:
     plugins: "PluginSet | None" = None
     state: dict[str, Any] = field(default_factory=dict)
     """Free per-invocation scratch space for plugins."""
-    rejected: Exception | None = None
+    rejected: "BadRequest | None" = None
     """Why the server could not decode the input (a `BadRequest`): the runner answers 400
     without calling the function; the plugins run as for any invocation."""
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Sequence
+
+from starlette.types import Receive, Send
 
 logger = logging.getLogger("openfunction")
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
 

@@ -146,7 +146,7 @@ class FunctionRunner:
             invocation.error = exc
             invocation.status_code = 500
 
-    def _bad_request(self, invocation: Invocation, error: Exception) -> None:
+    def _bad_request(self, invocation: Invocation, error: BadRequest) -> None:
         logger.info(
             "function %r: bad request (request %s): %s",
             self.function.target, invocation.request_id or "-", error,

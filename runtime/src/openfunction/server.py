@@ -112,7 +112,8 @@ def serve(app: Any, host: str, port: int, *, grace_period: float, log_level: str
         access_log=False,
         log_config=None,
         log_level=log_level.lower(),
-        timeout_graceful_shutdown=grace_period,
+        # uvicorn waits with asyncio.wait_for, which takes a fraction of a second too
+        timeout_graceful_shutdown=grace_period,  # type: ignore[arg-type]
         server_header=False,
         date_header=True,
     )

@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from openfunction.config import Component
 from openfunction.dapr.app_token import HEADER as TOKEN_HEADER
@@ -43,9 +44,6 @@ from openfunction.lifespan import run_lifespan
 
 logger = logging.getLogger("openfunction.dapr")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
 TOPIC_ROUTE_PREFIX = "/topics/"

@@ -114,7 +114,7 @@ def wrap(
     if user_data:
         inner["userData"] = base64.b64encode(user_data).decode("ascii")
     parts = [
-        f'"specversion":"1.0"',
+        '"specversion":"1.0"',
         f'"id":{_attribute(event_id or str(uuid.uuid4()))}',
         f'"source":{_attribute(source)}',
         f'"type":{_attribute(event_type)}',
@@ -144,7 +144,7 @@ def unwrap(raw: bytes | str) -> InnerEvent | None:
         return None
     if raw.lstrip()[:1] not in ("{", b"{"):
         return None
-    if ("specversion" if isinstance(raw, str) else b"specversion") not in raw:
+    if (("specversion" not in raw) if isinstance(raw, str) else (b"specversion" not in raw)):
         return None  # the common case, decided without parsing
     try:
         doc = json.loads(raw)

@@ -33,7 +33,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Awaitable, ClassVar
 
 if TYPE_CHECKING:
-    from openfunction.context import OutgoingMessage
     from openfunction.invocation import Invocation
     from openfunction.plugins.pipeline import PluginSet
 

@@ -174,8 +174,9 @@ class SkyWalkingTracer:
         try:
             self._agent.stop()
         except Exception as exc:  # noqa: BLE001 - the collector is gone: nothing to do
+            code = getattr(exc, "code", None)  # a gRPC error's status
             logger.warning("SkyWalking: the last segments could not be reported to %s (%s)",
-                           self.address, getattr(exc, "code", lambda: type(exc).__name__)())
+                           self.address, code() if callable(code) else type(exc).__name__)
 
     # segments
     def enter(self, invocation: "Invocation") -> None:
