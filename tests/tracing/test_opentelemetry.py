@@ -191,3 +191,28 @@ def test_a_provider_the_starter_cannot_serve_gets_spans_from_the_sdk_tracer(make
     assert not isinstance(span, RecordingSpan)  # the SDK's read-only copy of its span
     assert hexid(span.context.trace_id, 32) == UPSTREAM_TRACE
     assert span.status.status_code is StatusCode.ERROR and span.events[0].name == "exception"
+
+
+def test_a_trace_sampled_out_records_nothing_and_stays_sampled_out(make_function, spans,
+                                                                  monkeypatch):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+    # what OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0 sets up
+    monkeypatch.setattr(trace.get_tracer_provider(), "sampler", ParentBasedTraceIdRatio(0.0))
+    source = """
+        from opentelemetry import trace
+
+        def f(request):
+            with trace.get_tracer("user").start_as_current_span("inner") as inner:
+                recording = inner.is_recording()
+            context = trace.get_current_span().get_span_context()
+            return f"{context.is_valid} {context.trace_flags.sampled} {recording}"
+    """
+    fn = make_function(source, "f", context("sampled-out"))
+    assert fn.client.get("/").text == "True False False"
+    assert spans.get_finished_spans() == ()
+    # a caller's sampled trace is still followed
+    assert fn.client.get("/", headers={"traceparent": TRACEPARENT}).text == "True True True"
+    inner, entry = spans.get_finished_spans()
+    assert hexid(entry.context.trace_id, 32) == UPSTREAM_TRACE

@@ -12,10 +12,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
     Decision,
+    ParentBased,
     ParentBasedTraceIdRatio,
     Sampler,
     SamplingResult,
+    TraceIdRatioBased,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
@@ -29,7 +33,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from openfunction.tracing.otel_spans import RecordingSpan, SpanStarter
+from openfunction.tracing.otel_spans import RecordingSpan, SpanStarter, sampling_rule
 
 SCOPE = InstrumentationScope("openfunction", "0.1")
 TRACE, PARENT = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
@@ -113,6 +117,58 @@ def test_a_configured_sampler_decides():
     span = spans.start("fn", Context(), SpanKind.SERVER, {"a": "b"})
     assert span.is_recording() and not span.get_span_context().trace_flags.sampled
     assert dict(span.attributes) == {"a": "b", "sampler": "yes"}
+
+
+STANDARD_SAMPLERS = [
+    ALWAYS_ON, ALWAYS_OFF, DEFAULT_OFF, TraceIdRatioBased(0.5), ParentBasedTraceIdRatio(0.25),
+    ParentBased(TraceIdRatioBased(0.5), remote_parent_sampled=ALWAYS_OFF,
+                local_parent_not_sampled=ALWAYS_ON),
+]
+
+
+def _parent(remote: bool, sampled: bool) -> SpanContext:
+    return SpanContext(TRACE, PARENT, is_remote=remote, trace_flags=TraceFlags(int(sampled)))
+
+
+@pytest.mark.parametrize("sampler", STANDARD_SAMPLERS, ids=lambda s: s.get_description())
+def test_the_standard_samplers_are_decided_as_they_decide(sampler):
+    rule = sampling_rule(sampler)
+    assert rule is not None
+    parents = [None, *(_parent(r, s) for r in (True, False) for s in (True, False))]
+    trace_ids = [1, TRACE, (1 << 63) - 1, 1 << 63, (1 << 64) + 5, (1 << 128) - 1]
+    for parent in parents:
+        context = set_span_in_context(NonRecordingSpan(parent)) if parent else Context()
+        for trace_id in trace_ids:
+            expected = sampler.should_sample(context, trace_id, "fn").decision.is_sampled()
+            assert rule(parent, trace_id) is expected, (parent, hex(trace_id))
+
+
+def test_a_sampler_with_its_own_should_sample_is_asked():
+    class Odd(TraceIdRatioBased):
+        def should_sample(self, *args, **kwargs):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE)
+
+    assert sampling_rule(Odd(0.0)) is None
+    assert sampling_rule(ParentBased(Odd(0.0))) is None
+    spans, _, _ = starter(Odd(0.0))
+    assert spans.start("fn", Context(), SpanKind.SERVER, {}).is_recording()
+
+
+def test_a_span_sampled_out_never_makes_its_attributes():
+    made = []
+
+    def attributes():
+        made.append(1)
+        return {"a": "b"}
+
+    for sampler in (ALWAYS_OFF, ParentBasedTraceIdRatio(0.0), None):
+        spans, recorder, _ = starter(sampler)
+        parent = remote(sampled=False) if sampler is None else Context()
+        span = spans.start("fn", parent, SpanKind.SERVER, attributes)
+        assert not span.is_recording() and recorder.started == [] and made == []
+    spans, _, _ = starter(ParentBasedTraceIdRatio(1.0))
+    span = spans.start("fn", Context(), SpanKind.SERVER, attributes)
+    assert span.is_recording() and dict(span.attributes) == {"a": "b"} and made == [1]
 
 
 def test_the_span_api_matches_the_sdk_span():

@@ -31,7 +31,8 @@ import os
 import re
 import threading
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import unquote
 
 from openfunction.errors import ConfigError
@@ -107,13 +108,11 @@ class OpenTelemetryTracer:
         # export batch), on each span of a provider someone else made.
         self._static = {} if self._owned is not None else dict(settings.tags)
 
-    def enter(self, invocation: "Invocation") -> "_Entry":
-        # one pass over the request headers for the url's host and the caller's context
+    def describe(self, invocation: "Invocation", host: bytes) -> dict[str, Any]:
+        """An entry span's attributes (`host`: the request's `Host` header)."""
         request = invocation.request
-        incoming: Mapping[str, str] | None = None
         if request is not None:
             scope = request.scope
-            host, incoming = scan_headers(scope, self._header_fields)
             attributes: dict[str, Any] = {
                 "http.method": scope.get("method", ""),
                 "url": f"{host_header(host, scope)}{scope.get('path', '')}",
@@ -126,6 +125,16 @@ class OpenTelemetryTracer:
             attributes["component.type"] = kind
         if self._static:
             attributes.update(self._static)
+        return attributes
+
+    def enter(self, invocation: "Invocation") -> "_Entry":
+        # one pass over the request headers for the url's host and the caller's context
+        request = invocation.request
+        incoming: Mapping[str, str] | None = None
+        host = b""
+        if request is not None:
+            host, incoming = scan_headers(request.scope, self._header_fields)
+        kind = event_kind(invocation)
         carrier = invocation.carrier
         if carrier:  # an inner event's metadata: the caller's context, whatever the headers
             incoming = carrier if self._fields is None or not self._fields.isdisjoint(
@@ -133,8 +142,10 @@ class OpenTelemetryTracer:
         parent = self._propagate.extract(incoming) if incoming else self._no_parent
         for key, value in self.settings.baggage.items():
             parent = self._baggage.set_baggage(key, value, context=parent)
+        # the attributes are made only for a span that records (see `SpanStarter.start`)
         span = self._start(self.settings.service, parent,
-                           self._SpanKind.CONSUMER if kind else self._SpanKind.SERVER, attributes)
+                           self._SpanKind.CONSUMER if kind else self._SpanKind.SERVER,
+                           partial(self.describe, invocation, host))
         context = self._trace.set_span_in_context(span, parent)
         return _Entry(span, context, self._context.attach(context))
 
@@ -162,7 +173,9 @@ class OpenTelemetryTracer:
         span.end()
 
     def _start_with_sdk(self, name: str, parent: Any, kind: Any,
-                        attributes: dict[str, Any]) -> Any:
+                        attributes: "dict[str, Any] | Callable[[], dict[str, Any]]") -> Any:
+        if callable(attributes):
+            attributes = attributes()
         return self._tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
 
     def stop(self) -> None:

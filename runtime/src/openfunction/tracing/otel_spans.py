@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -156,6 +156,9 @@ class SpanStarter:
         self._ids = provider.id_generator
         sampler = provider.sampler
         self._sampler = None if sampler is sampling.DEFAULT_ON else sampler
+        self._rule = None if self._sampler is None else sampling_rule(self._sampler)
+        """How a standard sampler other than the default decides (None: the default, decided
+        in `start`, or a sampler asked through `should_sample`)."""
         self._random_ids = _RANDOM_TRACE_ID if _ids_are_random(self._ids) else 0
 
     @classmethod
@@ -170,8 +173,12 @@ class SpanStarter:
         return cls(provider, processor, scope)
 
     def start(self, name: str, parent: "otel_context.Context | None", kind: SpanKind,
-              attributes: dict[str, Any]) -> trace_api.Span:
-        """A started span under the span of `parent` (a root span without one)."""
+              attributes: "dict[str, Any] | Callable[[], dict[str, Any]]") -> trace_api.Span:
+        """A started span under the span of `parent` (a root span without one).
+
+        `attributes` may be a function making them: it is called only for a span that
+        records, or for a sampler that decides on attributes, so a span sampled out costs
+        its ids and nothing more."""
         parent_span = trace_api.get_current_span(parent).get_span_context() if parent else None
         if parent_span is not None and not parent_span.is_valid:
             parent_span = None
@@ -185,7 +192,12 @@ class SpanStarter:
             # parent-based, always on: follow the parent's decision, sample roots
             sampled = parent_span is None or parent_span.trace_flags.sampled
             trace_state = parent_span.trace_state if parent_span is not None else None
+        elif self._rule is not None:  # one of the SDK's standard samplers, decided here
+            sampled = self._rule(parent_span, trace_id)
+            trace_state = parent_span.trace_state if parent_span is not None else None
         else:
+            if callable(attributes):
+                attributes = attributes()
             result = self._sampler.should_sample(parent, trace_id, name, kind, attributes)
             sampled = result.decision.is_sampled()
             trace_state = result.trace_state
@@ -195,8 +207,10 @@ class SpanStarter:
                 attributes.update(result.attributes)
         flags = _FLAGS[(_SAMPLED if sampled else 0) | random_ids]
         context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, trace_state)
-        if sampled is None or (self._sampler is None and not sampled):
+        if sampled is None or (not sampled and (self._sampler is None or self._rule is not None)):
             return NonRecordingSpan(context)
+        if callable(attributes):
+            attributes = attributes()
         starts, endings, ends = self._hooks()
         span = RecordingSpan(name, context, parent_span, kind, attributes, self, _time_ns(),
                              (endings, ends))
@@ -230,6 +244,46 @@ class SpanStarter:
 
 
 _NOT_PLANNED = object()
+
+
+def sampling_rule(sampler: Any) -> Callable[[SpanContext | None, int], bool] | None:
+    """How one of the SDK's standard samplers - those `OTEL_TRACES_SAMPLER` names: always
+    on or off, trace id ratio, parent-based over any of them - decides whether a span under
+    `parent` (a valid span context, or None) with `trace_id` is sampled. They decide on
+    those two alone, add no attributes and keep the parent's trace state, so `start` can
+    ask this before the span's attributes exist. None for any other sampler (a subclass
+    overriding `should_sample` included): it is asked through `should_sample`."""
+    should_sample = getattr(type(sampler), "should_sample", None)
+    if should_sample is sampling.StaticSampler.should_sample:
+        decision = getattr(sampler, "_decision", None)
+        if decision is sampling.Decision.RECORD_AND_SAMPLE:
+            return lambda parent, trace_id: True
+        if decision is sampling.Decision.DROP:
+            return lambda parent, trace_id: False
+        return None
+    if should_sample is sampling.TraceIdRatioBased.should_sample:
+        bound = sampler.bound
+        limit = sampling.TraceIdRatioBased.TRACE_ID_LIMIT
+        return lambda parent, trace_id: trace_id & limit < bound
+    if should_sample is sampling.ParentBased.should_sample:
+        rules = [sampling_rule(getattr(sampler, name, None)) for name in (
+            "_root", "_remote_parent_sampled", "_remote_parent_not_sampled",
+            "_local_parent_sampled", "_local_parent_not_sampled")]
+        if any(rule is None for rule in rules):
+            return None
+        root, remote_sampled, remote_not_sampled, local_sampled, local_not_sampled = rules
+
+        def parent_based(parent: SpanContext | None, trace_id: int) -> bool:
+            if parent is None:
+                return root(parent, trace_id)  # type: ignore[misc]
+            if parent.is_remote:
+                rule = remote_sampled if parent.trace_flags.sampled else remote_not_sampled
+            else:
+                rule = local_sampled if parent.trace_flags.sampled else local_not_sampled
+            return rule(parent, trace_id)  # type: ignore[misc]
+
+        return parent_based
+    return None
 
 
 def _no_op_hooks() -> frozenset[Any]:
