@@ -204,7 +204,7 @@ def render(modes: list[str], samples: dict[str, Samples], args: argparse.Namespa
         on_cpu = median(r.cpu_us_b for r in s.runs)
         drop = 1 - 1 / s.ratio
         delivered = "-"
-        if mode in TRACED or mode == "opentelemetry-sampled":
+        if mode.startswith(TRACED):  # a mode that makes spans
             delivered = f"{sum(s.spans):,} / {sum(s.requests):,}"
         rows.append([mode, f"{off_cpu:.1f} µs", f"{on_cpu:.1f} µs",
                      f"{(s.ratio - 1) * 100:+.1f}% ({(min(ratios) - 1) * 100:+.1f}..{(max(ratios) - 1) * 100:+.1f})",

@@ -108,8 +108,9 @@ class OpenTelemetryTracer:
         # export batch), on each span of a provider someone else made.
         self._static = {} if self._owned is not None else dict(settings.tags)
 
-    def describe(self, invocation: "Invocation", host: bytes) -> dict[str, Any]:
-        """An entry span's attributes (`host`: the request's `Host` header)."""
+    def describe(self, invocation: "Invocation", host: bytes, kind: str) -> dict[str, Any]:
+        """An entry span's attributes (`host`: the request's `Host` header; `kind`: its
+        `event_kind`)."""
         request = invocation.request
         if request is not None:
             scope = request.scope
@@ -120,7 +121,6 @@ class OpenTelemetryTracer:
             }
         else:
             attributes = {"runtime": self.settings.runtime}
-        kind = event_kind(invocation)
         if kind:
             attributes["component.type"] = kind
         if self._static:
@@ -145,7 +145,7 @@ class OpenTelemetryTracer:
         # the attributes are made only for a span that records (see `SpanStarter.start`)
         span = self._start(self.settings.service, parent,
                            self._SpanKind.CONSUMER if kind else self._SpanKind.SERVER,
-                           partial(self.describe, invocation, host))
+                           partial(self.describe, invocation, host, kind))
         context = self._trace.set_span_in_context(span, parent)
         return _Entry(span, context, self._context.attach(context))
 

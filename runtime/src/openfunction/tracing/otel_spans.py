@@ -188,26 +188,25 @@ class SpanStarter:
         else:
             trace_id = parent_span.trace_id
             random_ids = parent_span.trace_flags & _RANDOM_TRACE_ID
+        # the standard samplers keep the parent's trace state and record what they sample
+        trace_state = parent_span.trace_state if parent_span is not None else None
         if self._sampler is None:
             # parent-based, always on: follow the parent's decision, sample roots
-            sampled = parent_span is None or parent_span.trace_flags.sampled
-            trace_state = parent_span.trace_state if parent_span is not None else None
-        elif self._rule is not None:  # one of the SDK's standard samplers, decided here
-            sampled = self._rule(parent_span, trace_id)
-            trace_state = parent_span.trace_state if parent_span is not None else None
+            recording = sampled = parent_span is None or parent_span.trace_flags.sampled
+        elif self._rule is not None:  # another standard sampler, decided here
+            recording = sampled = self._rule(parent_span, trace_id)
         else:
             if callable(attributes):
                 attributes = attributes()
             result = self._sampler.should_sample(parent, trace_id, name, kind, attributes)
             sampled = result.decision.is_sampled()
+            recording = result.decision.is_recording()
             trace_state = result.trace_state
-            if not result.decision.is_recording():
-                sampled = None
-            elif result.attributes:
+            if recording and result.attributes:
                 attributes.update(result.attributes)
         flags = _FLAGS[(_SAMPLED if sampled else 0) | random_ids]
         context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, trace_state)
-        if sampled is None or (not sampled and (self._sampler is None or self._rule is not None)):
+        if not recording:
             return NonRecordingSpan(context)
         if callable(attributes):
             attributes = attributes()
