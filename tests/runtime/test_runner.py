@@ -1,4 +1,5 @@
-"""The runner's own path for `def` hooks (`Pipeline.inline`): same semantics as `Pipeline.run`."""
+"""The runner with plugins, through the server: the one loop for shared plugins without
+timeouts (`Pipeline.simple`), with `def`, `async def` and awaitable-returning hooks."""
 
 import asyncio
 import textwrap
@@ -82,9 +83,9 @@ def serve(make_client, tmp_path):
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_def_hooks_run_inline_in_order(serve, function):
+def test_def_hooks_run_in_order(serve, function):
     client = serve(function, ["first", "second"], ["second", "first"])
-    assert client.function.pipeline.inline
+    assert client.function.pipeline.simple
     response = client.get("/")
     assert response.text == "ok"
     assert response.headers["x-order"] == "pre:first,pre:second,post:second:200,post:first:200"
@@ -93,7 +94,7 @@ def test_def_hooks_run_inline_in_order(serve, function):
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_awaitables_returned_by_def_hooks_are_awaited_in_order(serve, function):
     client = serve(function, ["first", "deferred", "second"], ["deferred", "second", "first"])
-    assert client.function.pipeline.inline
+    assert client.function.pipeline.simple
     response = client.get("/")
     assert response.text == "ok"
     assert response.headers["x-order"] == (
@@ -103,7 +104,7 @@ def test_awaitables_returned_by_def_hooks_are_awaited_in_order(serve, function):
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_required_def_hook_failing_stops_the_function(serve, function, caplog):
     client = serve(function, ["first", "strict", "second"], ["first"])
-    assert client.function.pipeline.inline
+    assert client.function.pipeline.simple
     response = client.get("/")
     assert response.status_code == 500
     assert "pre hook of required plugin 'strict' failed (request id" in response.text
@@ -112,9 +113,9 @@ def test_required_def_hook_failing_stops_the_function(serve, function, caplog):
     assert "failed (request" in caplog.text and "function 'main' failed" not in caplog.text
 
 
-def test_an_async_hook_takes_the_coroutine_path(serve):
+def test_an_async_hook_runs_in_order_among_def_hooks(serve):
     client = serve("async def", ["first", "async", "second"], ["first"])
-    assert not client.function.pipeline.inline
+    assert client.function.pipeline.simple
     response = client.get("/")
     assert response.text == "ok"
     assert response.headers["x-order"] == "pre:first,pre:async,pre:second,post:first:200"

@@ -7,10 +7,10 @@ The runner knows how each signature type is called:
 * `openfunction`: `func(ctx, data)`
 
 `async def` functions run on the event loop; `def` functions run in a worker thread so
-they never block it. The runner never raises for a failure of the user's code: it records
-it on the invocation (`error`, `status_code`) for the caller to answer; `SystemExit`,
-`KeyboardInterrupt` and a `CancelledError` the function raises itself (its task was not
-cancelled) are such failures too.
+they never block it. The runner never raises for a failure of the user's code: it logs it
+and records it on the invocation (`error`, `status_code`) for the post hooks to see and the
+caller to answer; `SystemExit`, `KeyboardInterrupt` and a `CancelledError` the function
+raises itself (its task was not cancelled) are such failures too.
 
 A `BadRequest` (a body that is not valid JSON) is the client's mistake: for a request it
 is answered 400, with no `error` recorded. An invocation whose input the server could not
@@ -26,13 +26,13 @@ import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Coroutine, Mapping
 
 from openfunction.context import Context, Services
 from openfunction.errors import ConfigError
 from openfunction.invocation import HTTP, Invocation
 from openfunction.loader import LoadedFunction, user_traceback
-from openfunction.plugins.pipeline import Pipeline, PreHookFailed
+from openfunction.plugins.pipeline import Pipeline
 from openfunction.request import BadRequest
 from openfunction.responses import bad_request, to_response
 from openfunction.signature import SignatureType
@@ -82,33 +82,15 @@ class FunctionRunner:
         self._signature = function.signature
         self._plugins = bool(pipeline)
 
-    async def run(self, invocation: Invocation) -> None:
-        """Run the function (and plugins) for `invocation`; never raises for user errors."""
+    def run(self, invocation: Invocation) -> Coroutine[Any, Any, None]:
+        """The coroutine that runs the function, with its plugins, for `invocation`; it
+        never raises for user errors. A plain method, so that the runner adds no coroutine
+        of its own to each invocation: the pipeline's (or the function call's) is it."""
         if self._signature is SignatureType.OPENFUNCTION:
             invocation.context = Context(invocation, self.services)
         if not self._plugins:
-            await self._call(invocation)
-        elif self.pipeline.inline:
-            # `Pipeline.run` for `def` hooks, without a coroutine of its own
-            pipeline = self.pipeline
-            go = pipeline.pre(invocation)
-            if go is not True and go is not False:
-                go = await go
-            if go:
-                await self._call(invocation)
-            pending = pipeline.post(invocation)
-            if pending is not None:
-                await pending
-        else:
-            await self.pipeline.run(invocation, self._call)
-        if invocation.error is not None and not isinstance(invocation.error, PreHookFailed):
-            # (a failed required pre hook is logged by the pipeline: the function did not run)
-            logger.error(
-                "function %r failed (request %s)\n%s",
-                self.function.target,
-                invocation.request_id or "-",
-                user_traceback(invocation.error),
-            )
+            return self._call(invocation)
+        return self.pipeline.run(invocation, self._call)
 
     async def _call(self, invocation: Invocation) -> None:
         if invocation.rejected is not None:
@@ -135,16 +117,24 @@ class FunctionRunner:
             if invocation.trigger == HTTP or invocation.request is not None:
                 self._bad_request(invocation, exc)
             else:  # a Dapr event: no client to answer, a failure like any other
-                invocation.error = exc
-                invocation.status_code = 500
+                self._failed(invocation, exc)
         except asyncio.CancelledError as exc:
             if being_cancelled(asyncio.current_task()):
                 raise  # the server cancelled this invocation (shutdown, or daprd gave up)
-            invocation.error = exc  # raised by the function's own code: its failure
-            invocation.status_code = 500
+            self._failed(invocation, exc)  # raised by the function's own code: its failure
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - user code
-            invocation.error = exc
-            invocation.status_code = 500
+            self._failed(invocation, exc)
+
+    def _failed(self, invocation: Invocation, error: BaseException) -> None:
+        """The function raised: recorded for the post hooks and the answer, and logged."""
+        invocation.error = error
+        invocation.status_code = 500
+        logger.error(
+            "function %r failed (request %s)\n%s",
+            self.function.target,
+            invocation.request_id or "-",
+            user_traceback(error),
+        )
 
     def _bad_request(self, invocation: Invocation, error: BadRequest) -> None:
         logger.info(

@@ -42,7 +42,7 @@ def test_logger_logs_outcome_and_duration(caplog):
 def test_logger_times_the_function_and_serves_every_invocation(caplog):
     logger = InvocationLogger()
     pipeline = Pipeline([logger], [logger])
-    assert pipeline.shared == ("logger",) and pipeline.inline
+    assert pipeline.shared == ("logger",) and pipeline.simple
     inv = Invocation(FunctionConfig(name="fn"), HTTP, request_id="r2")
 
     async def slow(i):

@@ -158,7 +158,7 @@ def test_a_shared_plugin_that_writes_gets_own_instances_from_then_on(caplog, cls
     plugin = cls()
     pipeline = Pipeline([plugin], [plugin])
     assert pipeline.shared == ("sneaky",)
-    assert pipeline.inline is (cls is WritesThroughHelperInDef)
+    assert pipeline.simple
 
     async def call(inv):
         return None
@@ -169,7 +169,7 @@ def test_a_shared_plugin_that_writes_gets_own_instances_from_then_on(caplog, cls
             await pipeline.run(first, call)
         assert first.state["last"] == "first"  # the write went through
         assert pipeline.shared == ()
-        assert not pipeline.inline
+        assert not pipeline.simple
         later = [Invocation(FunctionConfig(), HTTP, request_id=str(i)) for i in range(50)]
         await asyncio.gather(*(pipeline.run(inv, call) for inv in later))
         return later

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 import types
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Optional, Sequence
 
 from openfunction.errors import PluginError
 from openfunction.plugins.base import Plugin
@@ -143,18 +143,12 @@ class Pipeline:
         self._post = [_Hook(p, "post").step() for p in post if _defines(p, "exec_post_hook")]
         self._hooks = {(step[0], step[2].phase): step[2] for step in [*self._pre, *self._post]}
         self._bound = self._bind()
-        all_def = not any(step[2].is_async for step in [*self._pre, *self._post])
-        self.inline = self._bound is not None and all_def
-        """True when `pre` and `post` may be called instead of `run`: every plugin is
-        shared, every hook is a `def` without a timeout. The hooks are then plain calls, no
-        coroutine is made for them unless one returns an awaitable."""
-        # `run` wraps one invocation with the simplest loop that applies. With `async def`
-        # hooks one coroutine running both phases costs less than `pre` and `post` each
-        # handing over to `_finish`.
-        self.run: Callable[["Invocation", Call], Awaitable[None]] = (
-            self._run_inline if self.inline
-            else self._run_shared if self._bound is not None
-            else self._run_general)
+        self.simple = self._bound is not None
+        """True while every plugin is shared and no hook has a timeout: `run` then calls
+        the hooks from one loop, a `def` hook as a plain call (no coroutine is made for it
+        unless it returns an awaitable)."""
+        self.run: Callable[["Invocation", Call], Coroutine[Any, Any, None]] = (
+            self._run_shared if self.simple else self._run_general)
         self.pre_names = tuple(p.name for p in pre)
         self.post_names = tuple(p.name for p in post)
 
@@ -188,27 +182,14 @@ class Pipeline:
     def _give_own_instances(self, plugin: Plugin) -> None:
         if all(name != plugin.name for name, _ in self._copied):
             self._copied.append((plugin.name, plugin))
-        # `_bound` stays: an invocation whose pre hooks ran inline runs its post hooks
-        # with the same instances
-        self.inline = False
+        # `_bound` stays: an invocation whose pre hooks ran with the shared instances runs
+        # its post hooks with the same instances
+        self.simple = False
         self.run = self._run_general
 
-    async def _run_inline(self, invocation: "Invocation", call: Call) -> None:
-        """`pre`, the function, `post` (the runner does the same without this coroutine)."""
-        if not self.inline:  # a plugin asked for its own instances since this run was chosen
-            await self._run_general(invocation, call)
-            return
-        go = self.pre(invocation)
-        if go is not True and go is not False:
-            go = await go
-        if go:
-            await call(invocation)
-        pending = self.post(invocation)
-        if pending is not None:
-            await pending
-
     async def _run_shared(self, invocation: "Invocation", call: Call) -> None:
-        """Every plugin is shared and no hook has a timeout, some hooks are `async def`."""
+        """Every plugin is shared and no hook has a timeout: the hooks are called in this
+        one coroutine, each awaited only when it returns an awaitable."""
         if self._copied:  # a plugin asked for its own instances since this run was chosen
             await self._run_general(invocation, call)
             return
@@ -233,54 +214,6 @@ class Pipeline:
                     await result
             except Exception as exc:  # noqa: BLE001
                 self._hook_failed(hook, "post", invocation, exc)
-
-    def pre(self, invocation: "Invocation") -> "bool | Awaitable[bool]":
-        """The pre hooks, called inline (only when `inline`): True when the function is to
-        run, False when a required hook failed, or a coroutine finishing the pre hooks
-        (resolving to the same) once a hook returned an awaitable."""
-        plugins = self._shared_set
-        invocation.plugins = plugins
-        hooks = self._bound[0]  # type: ignore[index]
-        for hook in hooks:
-            try:
-                result = hook(invocation, plugins)
-                if result is not None:
-                    return self._finish(invocation, hooks, hook, result, "pre")
-            except Exception as exc:  # noqa: BLE001 - hooks never take the process down
-                if not self._hook_failed(hook, "pre", invocation, exc):
-                    return False
-        return True
-
-    def post(self, invocation: "Invocation") -> "Awaitable[bool] | None":
-        """The post hooks, called inline after `pre`: None, or a coroutine finishing them
-        once a hook returned an awaitable."""
-        invocation.ended_at = time.time()
-        plugins = self._shared_set
-        hooks = self._bound[1]  # type: ignore[index]
-        for hook in hooks:
-            try:
-                result = hook(invocation, plugins)
-                if result is not None:
-                    return self._finish(invocation, hooks, hook, result, "post")
-            except Exception as exc:  # noqa: BLE001
-                self._hook_failed(hook, "post", invocation, exc)
-        return None
-
-    async def _finish(
-        self, invocation: "Invocation", hooks: Sequence[BoundHook],
-        current: BoundHook, pending: Awaitable[None], phase: str,
-    ) -> bool:
-        """Await `pending` (what `current` returned), then run the hooks after it."""
-        plugins = self._shared_set
-        for hook in hooks[hooks.index(current):]:
-            try:
-                result = pending if hook is current else hook(invocation, plugins)
-                if result is not None:
-                    await result
-            except Exception as exc:  # noqa: BLE001
-                if not self._hook_failed(hook, phase, invocation, exc):
-                    return False
-        return True
 
     def _hook_failed(
         self, hook: BoundHook, phase: str, invocation: "Invocation", exc: BaseException
