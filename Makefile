@@ -159,5 +159,6 @@ bench: venv daprd builder
 	$(VPY) bench/http.py
 	$(VPY) bench/plugins.py
 	$(VPY) bench/tracing.py
+	$(VPY) bench/instructions.py
 	$(VPY) bench/dapr.py
 	bash bench/build.sh
