@@ -6,10 +6,11 @@ Each configuration's `functions-framework` runs under valgrind's callgrind, whic
 machine instructions every thread of the process executes. Counting is switched on after a
 warm-up, wrk sends the requests (4 connections), the count is read after the last spans are
 exported, and divided by the requests answered. Unlike CPU time, the count does not move with
-the host: the same configuration reads the same to a fraction of a percent, so a change of a few
-hundred instructions per request shows. It does not weigh instructions (a cache miss counts as
-one) and misses the kernel's share, so `plugins.py` and `tracing.py` stay the measure of
-throughput; this one says where the work is and whether a change removed any.
+the host: runs of one configuration agree to about 1% of a request's count (a few thousand
+instructions, from how the event loop batches the requests), so a change of that size shows
+in one run. It does not weigh instructions (a cache miss counts as one) and misses the kernel's
+share, so `plugins.py` and `tracing.py` stay the measure of throughput; this one says where the
+work is and whether a change removed any.
 
 The SkyWalking collector and the OTLP receiver of the tests run in this process, so the agent
 and the exporter do their real work (build, encode and send every span over gRPC). The markdown
@@ -209,7 +210,8 @@ def render(chosen: list[Config], results: dict[str, tuple[float, int]],
         "Machine instructions every thread of the `functions-framework` process executed per "
         "request (user space only), counted after a warm-up while wrk sent the requests "
         f"({CONNECTIONS} connections), including the export of the requests' spans to the "
-        "collectors of the tests. Deterministic to a fraction of a percent; see the script's "
+        "collectors of the tests. Runs agree to about 1% of a request's count (a few thousand "
+        "instructions), whatever else the host does; see the script's "
         "docstring for what it does not show.",
         "",
         f"Command: `.venv/bin/python bench/instructions.py --requests {args.requests}` "

@@ -34,7 +34,9 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    TraceState,
 )
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 logger = logging.getLogger("openfunction.tracing")
 _time_ns = time.time_ns
@@ -45,29 +47,58 @@ _FLAGS = {value: TraceFlags(value) for value in range(256)}
 UNSET_STATUS = Status(StatusCode.UNSET)
 """The status of every span until it is set (compared by identity when encoding)."""
 _ATTRIBUTE_TYPES = (str, bool, int, float)
+_MAX_TRACE_ID = (1 << 128) - 1
+_MAX_SPAN_ID = (1 << 64) - 1
+
+
+def _context_is_tuple() -> bool:
+    """Whether a `SpanContext` is the tuple (trace_id, span_id, is_remote, trace_flags,
+    trace_state, is_valid), as it has been since the API's 1.0. Then the runtime makes and
+    reads its fields as that tuple, which costs less than the constructor and properties."""
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    probe = SpanContext(0x1F, 0x2F, True, flags, DEFAULT_TRACE_STATE)
+    try:
+        return tuple(probe) == (0x1F, 0x2F, True, flags, DEFAULT_TRACE_STATE, True)
+    except TypeError:
+        return False
+
+
+CONTEXT_IS_TUPLE = _context_is_tuple()
+
+
+def local_context(trace_id: int, span_id: int, flags: TraceFlags,
+                  trace_state: TraceState | None) -> SpanContext:
+    """`SpanContext(trace_id, span_id, False, flags, trace_state)`: a span made here."""
+    if not CONTEXT_IS_TUPLE:
+        return SpanContext(trace_id, span_id, False, flags, trace_state)
+    valid = 0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID
+    state = DEFAULT_TRACE_STATE if trace_state is None else trace_state
+    return tuple.__new__(SpanContext, (trace_id, span_id, False, flags, state, valid))  # type: ignore[type-var]
 
 
 class RecordingSpan(trace_api.Span, ReadableSpan):
     """A span recorded with plain writes, handed to the span processors by `end()`."""
 
+    # The fields `ReadableSpan.__init__` sets (a test keeps them in step): those every new
+    # span starts with are read from the class until a span writes its own; events and links
+    # stay shared empty tuples until the function adds one.
+    _instrumentation_info = None
+    _end_time: int | None = None
+    _events: Any = ()
+    _links: Any = ()
+    _status: Status = UNSET_STATUS
+
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
                  kind: SpanKind, attributes: dict[str, Any], starter: "SpanStarter",
                  start_time: int, end_hooks: tuple[tuple[Any, ...], tuple[Any, ...]]) -> None:
-        # the fields `ReadableSpan.__init__` sets, set directly (a test keeps them in step);
-        # events and links stay shared empty tuples until the function adds one
         self._name = name
         self._context = context
         self._kind = kind
-        self._instrumentation_info = None
         self._instrumentation_scope = starter.scope
         self._parent = parent
         self._start_time = start_time
-        self._end_time: int | None = None
         self._attributes = attributes
-        self._events: Any = ()
-        self._links: Any = ()
         self._resource = starter.provider.resource
-        self._status = UNSET_STATUS
         self._ending, self._ended = end_hooks
 
     def get_span_context(self) -> SpanContext:
@@ -205,7 +236,7 @@ class SpanStarter:
             if recording and result.attributes:
                 attributes.update(result.attributes)
         flags = _FLAGS[(_SAMPLED if sampled else 0) | random_ids]
-        context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, trace_state)
+        context = local_context(trace_id, self._ids.generate_span_id(), flags, trace_state)
         if not recording:
             return NonRecordingSpan(context)
         if callable(attributes):

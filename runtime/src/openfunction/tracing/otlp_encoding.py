@@ -18,8 +18,9 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
-from openfunction.tracing.otel_spans import UNSET_STATUS, RecordingSpan
+from openfunction.tracing.otel_spans import CONTEXT_IS_TUPLE, UNSET_STATUS, RecordingSpan
 
 logger = logging.getLogger("openfunction.tracing")
 
@@ -93,6 +94,12 @@ _FLAGS_REMOTE = _SPAN_FLAGS + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
 _KIND_FIELD = {kind: _SPAN_KIND + varint(number) for kind, number in _KIND.items()}
 _UNSET = UNSET_STATUS
 _STATUS_UNSET = _SPAN_STATUS + b"\x00"
+# the trace id and span id fields as one 28-byte big-endian number: their tags and lengths
+# here, the trace id at bit 80, the span id at bit 0
+_IDS_TAGS = int.from_bytes(_SPAN_TRACE_ID_16, "big") << 208 | int.from_bytes(_SPAN_ID_8, "big") << 64
+_pack_start_end = struct.Struct("<cQcQ").pack
+"""The start and end time fields (one-byte tags, fixed64 values) in one call."""
+_DEFAULT_TRACE_STATE = DEFAULT_TRACE_STATE
 
 
 class SpanEncoder:
@@ -102,32 +109,43 @@ class SpanEncoder:
     """
 
     def __init__(self) -> None:
-        self._attributes: dict[bytes, dict[tuple[Any, ...], bytes]] = {}
-        """Encoded attribute fields (tag included) by tag, then by key and value (and the
-        value's type, but for strings: `True == 1`)."""
+        self._attributes: dict[bytes, dict[str, dict[Any, bytes]]] = {}
+        """Encoded attribute fields (tag included) by tag, then by key, then by value: a
+        string itself, another value with its type (`True == 1`)."""
         self._names: dict[tuple[str, int], bytes] = {}
         """The name and kind fields, by name and kind."""
+        self._last_name: Any = None
+        self._last_kind: Any = None
+        self._last_name_and_kind = b""
+        """The previous span's name and kind and their fields: most spans repeat them."""
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
 
     def encode_request(self, spans: Sequence[ReadableSpan]) -> bytes:
         """The serialised `ExportTraceServiceRequest` carrying `spans`."""
         groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+        # spans come in runs of one resource and scope (one provider, one tracer): the
+        # group of the previous span is tried first
+        last_resource = last_scope = listed = None
         for span in spans:
             try:
                 encoded = self.encode_span(span)
             except Exception:  # noqa: BLE001 - one odd span never loses the batch
                 logger.exception("OpenTelemetry: could not encode span %r", span.name)
                 continue
-            resource = span.resource
-            scope = span.instrumentation_scope
-            by_scope = groups.get(id(resource))
-            if by_scope is None:
-                by_scope = groups[id(resource)] = (resource, {})
-            listed = by_scope[1].get(id(scope))
-            if listed is None:
-                listed = by_scope[1][id(scope)] = (scope, [])
-            listed[1].append(encoded)
+            if span.__class__ is RecordingSpan:
+                resource, scope = span._resource, span._instrumentation_scope
+            else:
+                resource, scope = span.resource, span.instrumentation_scope
+            if listed is None or resource is not last_resource or scope is not last_scope:
+                by_scope = groups.get(id(resource))
+                if by_scope is None:
+                    by_scope = groups[id(resource)] = (resource, {})
+                group = by_scope[1].get(id(scope))
+                if group is None:
+                    group = by_scope[1][id(scope)] = (scope, [])
+                listed, last_resource, last_scope = group[1], resource, scope
+            listed.append(encoded)
         out = []
         for resource, scopes in groups.values():
             parts = [self._resource(resource)]
@@ -158,25 +176,37 @@ class SpanEncoder:
             attributes, events, links = span.attributes, span.events, span.links
             dropped_attributes = span.dropped_attributes
             dropped_events, dropped_links = span.dropped_events, span.dropped_links
+        if CONTEXT_IS_TUPLE:
+            trace_id, span_id, _, _, trace_state, _ = context
+        else:
+            trace_id, span_id, trace_state = context.trace_id, context.span_id, context.trace_state
         # name and kind: the same from span to span, encoded once (an Enum hashes in Python)
-        name_key = (name, id(kind))
-        name_and_kind = self._names.get(name_key)
-        if name_and_kind is None:
-            name_and_kind = self._names[name_key] = (
-                _field(_SPAN_NAME, name.encode()) + _KIND_FIELD[kind])
-        parts = [_SPAN_TRACE_ID_16, context.trace_id.to_bytes(16, "big"),
-                 _SPAN_ID_8, context.span_id.to_bytes(8, "big"), name_and_kind]
-        if context.trace_state:
-            parts.append(_field(_SPAN_TRACE_STATE, _trace_state(context.trace_state)))
+        if name is self._last_name and kind is self._last_kind:
+            name_and_kind = self._last_name_and_kind
+        else:
+            name_key = (name, id(kind))
+            cached = self._names.get(name_key)
+            if cached is None:
+                cached = self._names[name_key] = (
+                    _field(_SPAN_NAME, name.encode()) + _KIND_FIELD[kind])
+            name_and_kind = cached
+            self._last_name, self._last_kind = name, kind
+            self._last_name_and_kind = name_and_kind
+        # both id fields, tags included, in one conversion
+        parts = [(_IDS_TAGS | trace_id << 80 | span_id).to_bytes(28, "big"), name_and_kind]
+        if trace_state is not _DEFAULT_TRACE_STATE and trace_state:
+            parts.append(_field(_SPAN_TRACE_STATE, _trace_state(trace_state)))
         if parent is None:
             parts.append(_FLAGS_LOCAL)
         else:
             parts.append(_FLAGS_REMOTE if parent.is_remote else _FLAGS_LOCAL)
             parts.append(_SPAN_PARENT_8)
             parts.append(parent.span_id.to_bytes(8, "big"))
-        if start:
+        if start and end:
+            parts.append(_pack_start_end(_SPAN_START, start, _SPAN_END, end))
+        elif start:
             parts.append(_SPAN_START + _pack_fixed64(start))
-        if end:
+        elif end:
             parts.append(_SPAN_END + _pack_fixed64(end))
         if attributes:
             self._add_attributes(parts, attributes, _SPAN_ATTRIBUTE)
@@ -206,15 +236,14 @@ class SpanEncoder:
             cache = self._attributes[tag] = {}
         for key, value in attributes.items():
             kind = value.__class__
-            if kind is str:
-                encoded = cache.get((key, value))
+            if kind is str or kind is bool or kind is int or kind is float:
+                by_value = cache.get(key)
+                if by_value is None:
+                    by_value = cache[key] = {}
+                value_key = value if kind is str else (kind, value)
+                encoded = by_value.get(value_key)
                 if encoded is None:
-                    encoded = cache[(key, value)] = tag + _key_value(key, value)
-            elif kind is bool or kind is int or kind is float:
-                cache_key = (key, kind, value)
-                encoded = cache.get(cache_key)
-                if encoded is None:
-                    encoded = cache[cache_key] = tag + _key_value(key, value)
+                    encoded = by_value[value_key] = tag + _key_value(key, value)
             else:
                 try:
                     encoded = tag + _key_value(key, value)
@@ -269,9 +298,10 @@ class SpanEncoder:
         return cached[1]
 
     def _trim(self) -> None:
-        caches: list[dict[Any, Any]] = [*self._attributes.values(), self._names,
-                                        self._resources, self._scopes]
-        for cache in caches:
+        for by_key in self._attributes.values():
+            if sum(len(by_value) for by_value in by_key.values()) > CACHE_LIMIT:
+                by_key.clear()
+        for cache in (self._names, self._resources, self._scopes):
             if len(cache) > CACHE_LIMIT:
                 cache.clear()
 
