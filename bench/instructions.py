@@ -163,11 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1500,
                         help="requests counted per configuration, at least (default 1500)")
-    parser.add_argument("--configs", default=",".join(c.key for c in CONFIGS),
-                        help="configurations (default: all)")
-    parser.add_argument("--output", type=Path, default=BENCH / "results-instructions.md")
+    keys = [c.key for c in CONFIGS]
+    parser.add_argument("--configs", default=",".join(keys),
+                        help=f"comma-separated, some of {', '.join(keys)} (default: all)")
+    parser.add_argument("--output", type=Path, default=BENCH / "results-instructions.md",
+                        help="where the markdown report goes (default bench/results-instructions.md)")
     args = parser.parse_args(argv)
-    chosen = [c for c in CONFIGS if c.key in args.configs.split(",")]
+    asked = [key.strip() for key in args.configs.split(",") if key.strip()]
+    unknown = [key for key in asked if key not in keys]
+    if unknown:
+        parser.error(f"unknown --configs {', '.join(unknown)}: use some of {', '.join(keys)}")
+    chosen = [c for c in CONFIGS if c.key in asked]
     if not chosen or chosen[0].key != "off":
         parser.error("--configs must include off (every other is compared with it)")
     require_tools("valgrind", "wrk", "taskset")  # callgrind_control comes with valgrind
