@@ -156,7 +156,7 @@ demo: system-build builder
 # Benchmarks (figures land in bench/results-*.md; see bench/README.md)
 .PHONY: bench
 bench: venv daprd builder
-	$(VPY) bench/http.py
+	$(VPY) bench/serving.py
 	$(VPY) bench/plugins.py
 	$(VPY) bench/tracing.py
 	$(VPY) bench/instructions.py

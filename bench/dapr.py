@@ -25,27 +25,23 @@ listens on and talks to 127.0.0.1 only; every loop is bounded in count and time.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import platform
+import socket
+import statistics
 import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-
-# bench/http.py would shadow the standard library's `http` package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import textwrap  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-from contextlib import ExitStack, contextmanager  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from typing import Iterator  # noqa: E402
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -29,12 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Keep this folder behind the standard library on sys.path (bench/http.py is named like
-# the standard library's `http` package); `_common` is still found here.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE] + [_HERE]
-
-from _common import (  # noqa: E402
+from _common import (
     BENCH,
     FIXTURES,
     HOST,
@@ -53,6 +47,9 @@ from _common import (  # noqa: E402
     write_results,
 )
 
+import plugins as plugins_bench
+import tracing as tracing_bench
+
 sys.path.insert(0, str(REPO / "tests"))
 from support.otlp_receiver import OTLPReceiver  # noqa: E402
 from support.skywalking_collector import SkyWalkingCollector  # noqa: E402
@@ -70,29 +67,23 @@ counted requests' spans and only theirs."""
 class Config:
     key: str
     label: str
-    target: str = "hello"
+    hooks: str = ""
+    """`sync` or `async`: ten no-op plugins with hooks of that kind (bench/plugins.py's)."""
 
     def func_context(self, collector: SkyWalkingCollector, receiver: OTLPReceiver) -> dict:
-        ctx: dict = {"name": "hello", "version": "v1", "runtime": "Knative"}
-        kind, _, count = self.key.partition("-")
-        if kind in ("def", "async") and count:
-            prefix = "SyncNoop" if kind == "def" else "AsyncNoop"
-            names = [f"noop_plugins:{prefix}{i}" for i in range(int(count))]
-            ctx["prePlugins"] = ctx["postPlugins"] = names
-        elif self.key == "skywalking":
-            ctx["pluginsTracing"] = {"enabled": True, "provider": {
-                "name": "skywalking", "oapServer": collector.address}}
-        elif self.key == "opentelemetry":
-            ctx["pluginsTracing"] = {"enabled": True, "provider": {
-                "name": "opentelemetry",
-                "exporter": {"name": "otlp", "endpoint": receiver.endpoint}}}
+        """FUNC_CONTEXT as bench/plugins.py and bench/tracing.py write it for this case."""
+        if not self.hooks:
+            return tracing_bench.func_context(self.key, collector, receiver)
+        ctx = tracing_bench.func_context("off", collector, receiver)
+        ctx["prePlugins"] = ctx["postPlugins"] = plugins_bench.Config(
+            "def", self.hooks, 10).plugin_names()
         return ctx
 
 
 CONFIGS = (
     Config("off", "no plugins, no tracing"),
-    Config("def-10", "10 no-op plugins, `def` hooks"),
-    Config("async-10", "10 no-op plugins, `async def` hooks"),
+    Config("def-10", "10 no-op plugins, `def` hooks", hooks="sync"),
+    Config("async-10", "10 no-op plugins, `async def` hooks", hooks="async"),
     Config("skywalking", "SkyWalking tracing"),
     Config("opentelemetry", "OpenTelemetry tracing"),
 )
@@ -131,7 +122,7 @@ def measure(cfg: Config, requests: int, cpus: tuple[int, int], collector: SkyWal
         argv=["valgrind", "--tool=callgrind", "--instr-atstart=no",
               f"--callgrind-out-file={dump}",
               str(VENV_BIN / "python"), str(VENV_BIN / "functions-framework"),
-              "--source", str(HELLO), "--target", cfg.target, "--signature-type", "http",
+              "--source", str(HELLO), "--target", "hello", "--signature-type", "http",
               "--host", HOST, "--port", str(port)],
         port=port,
         cpu=cpus[0],

@@ -25,18 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Keep this folder behind the standard library on sys.path (bench/http.py is named like
-# the standard library's `http` package); `_common` is still found here.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE] + [_HERE]
-
-from _common import (  # noqa: E402
+from _common import (
     BENCH,
     FIXTURES,
     HOST,

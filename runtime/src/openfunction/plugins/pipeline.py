@@ -143,14 +143,17 @@ class Pipeline:
         self._post = [_Hook(p, "post").step() for p in post if _defines(p, "exec_post_hook")]
         self._hooks = {(step[0], step[2].phase): step[2] for step in [*self._pre, *self._post]}
         self._bound = self._bind()
-        self.simple = self._bound is not None
-        """True while every plugin is shared and no hook has a timeout: `run` then calls
-        the hooks from one loop, a `def` hook as a plain call (no coroutine is made for it
-        unless it returns an awaitable)."""
         self.run: Callable[["Invocation", Call], Coroutine[Any, Any, None]] = (
             self._run_shared if self.simple else self._run_general)
         self.pre_names = tuple(p.name for p in pre)
         self.post_names = tuple(p.name for p in post)
+
+    @property
+    def simple(self) -> bool:
+        """True while every plugin is shared and no hook has a timeout: `run` then calls
+        the hooks from one loop, a `def` hook as a plain call (no coroutine is made for it
+        unless it returns an awaitable)."""
+        return self._bound is not None and not self._copied
 
     @property
     def plugins(self) -> Mapping[str, Plugin]:
@@ -184,7 +187,6 @@ class Pipeline:
             self._copied.append((plugin.name, plugin))
         # `_bound` stays: an invocation whose pre hooks ran with the shared instances runs
         # its post hooks with the same instances
-        self.simple = False
         self.run = self._run_general
 
     async def _run_shared(self, invocation: "Invocation", call: Call) -> None:

@@ -99,7 +99,6 @@ _STATUS_UNSET = _SPAN_STATUS + b"\x00"
 _IDS_TAGS = int.from_bytes(_SPAN_TRACE_ID_16, "big") << 208 | int.from_bytes(_SPAN_ID_8, "big") << 64
 _pack_start_end = struct.Struct("<cQcQ").pack
 """The start and end time fields (one-byte tags, fixed64 values) in one call."""
-_DEFAULT_TRACE_STATE = DEFAULT_TRACE_STATE
 
 
 class SpanEncoder:
@@ -194,7 +193,7 @@ class SpanEncoder:
             self._last_name_and_kind = name_and_kind
         # both id fields, tags included, in one conversion
         parts = [(_IDS_TAGS | trace_id << 80 | span_id).to_bytes(28, "big"), name_and_kind]
-        if trace_state is not _DEFAULT_TRACE_STATE and trace_state:
+        if trace_state is not DEFAULT_TRACE_STATE and trace_state:
             parts.append(_field(_SPAN_TRACE_STATE, _trace_state(trace_state)))
         if parent is None:
             parts.append(_FLAGS_LOCAL)

@@ -1,6 +1,6 @@
 """HTTP benchmark: our runtime against raw Starlette and GCP's functions framework.
 
-    .venv/bin/python bench/http.py [--rounds 3] [--duration 5]
+    .venv/bin/python bench/serving.py [--rounds 3] [--duration 5]
 
 Serves the same hello world with
 
@@ -15,13 +15,12 @@ connection with wrk, server pinned to one CPU and wrk to another, on 127.0.0.1. 
 servers are interleaved over the rounds (a fresh process each time, the order rotated
 every round) and the medians are reported. Cold start is spawn -> first 200 response,
 the median of several spawns. The markdown report goes to stdout and
-bench/results-http.md; progress goes to stderr.
+bench/results-serving.md; progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -29,12 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-# This file is named like the standard library's `http` package: keep its folder behind
-# the standard library on sys.path (it is still where `_common` is found).
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE] + [_HERE]
-
-from _common import (  # noqa: E402
+from _common import (
     BENCH,
     FIXTURES,
     HOST,
@@ -187,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         "raw-async, gcp")
     add_gate_options(parser)
     add_placement_options(parser)
-    parser.add_argument("--output", type=Path, default=BENCH / "results-http.md")
+    parser.add_argument("--output", type=Path, default=BENCH / "results-serving.md")
     args = parser.parse_args(argv)
     args.runtime_src = checked_runtime_src(parser, args)
     if args.rounds < 1 or args.duration < 1:
@@ -257,7 +251,7 @@ def render(specs: list[Spec], samples: dict[str, Samples], args: argparse.Namesp
         "",
         gate.note(),
         "",
-        f"Command: `.venv/bin/python bench/http.py --rounds {args.rounds} --duration {args.duration:g}"
+        f"Command: `.venv/bin/python bench/serving.py --rounds {args.rounds} --duration {args.duration:g}"
         + (f" --runtime-src {args.runtime_src}" if args.runtime_src else "")
         + f"` ({elapsed / 60:.1f} min).",
         "",
