@@ -38,11 +38,6 @@ class BuildpackInfo:
         bp = descriptor["buildpack"]
         return cls(id=bp["id"], version=bp["version"], api=str(descriptor["api"]), dir=buildpack_dir)
 
-    @property
-    def layers_name(self) -> str:
-        """The name of this buildpack's directory under the layers directory."""
-        return self.id.replace("/", "_")
-
 
 @dataclass(frozen=True)
 class Target:
@@ -151,13 +146,6 @@ class BuildContext:
             target=Target.from_env(environ),
         )
 
-    def plan_entries(self) -> list[dict[str, Any]]:
-        """The Buildpack Plan entries this buildpack is to provide."""
-        if not self.plan_path.is_file():
-            return []
-        with open(self.plan_path, "rb") as f:
-            return list(tomllib.load(f).get("entries", []))
-
     def layer(self, name: str) -> Layer:
         return Layer(self.layers_dir, name)
 
@@ -203,9 +191,6 @@ class Layer:
             return None
         with open(self.toml_path, "rb") as f:
             return dict(tomllib.load(f).get("metadata", {}))
-
-    def has_contents(self) -> bool:
-        return self.path.is_dir() and any(self.path.iterdir())
 
     def reset(self) -> Path:
         """Start the layer over: an empty directory and no metadata."""

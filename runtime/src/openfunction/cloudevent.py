@@ -55,10 +55,6 @@ def _json_or_as_is(content: Any) -> Any:
         return content
 
 
-def cloudevent_class() -> Any:
-    return _load().CloudEvent
-
-
 def to_binary(event: Any) -> tuple[dict[str, str], bytes]:
     headers, body = _load().to_binary(event)
     return dict(headers), body if isinstance(body, bytes) else (body or b"")

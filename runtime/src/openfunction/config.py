@@ -160,10 +160,6 @@ class FunctionConfig:
             return self.tracing.provider.name
         return ""
 
-    @property
-    def uses_dapr(self) -> bool:
-        return bool(self.inputs or self.outputs or self.states) or self.runtime is Runtime.ASYNC
-
 
 def load_config(environ: Mapping[str, str] | None = None) -> FunctionConfig:
     """Read the configuration from the environment (`os.environ` by default)."""
