@@ -164,9 +164,10 @@ class Server:
             if status == 200:
                 self.cold_start = time.perf_counter() - t0
                 return self.cold_start
-            if self.proc.poll() is not None:
+            code = self.proc.poll()
+            if code is not None:
                 self.stop()
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
+                raise RuntimeError(f"{self.name} exited with {code}; "
                                    f"see {self.log_path}:\n{self._tail()}")
             if status is not None:
                 self.stop()
