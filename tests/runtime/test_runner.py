@@ -166,19 +166,37 @@ def _run(client, trigger, **fields):
     return invocation
 
 
+# with and without plugins: the pipeline awaits the function itself (the runner is its
+# FunctionCall), so it must record every outcome as the runner alone does
+WITH_AND_WITHOUT_PLUGINS = pytest.mark.parametrize("plugins", [[], ["first"]], ids=["alone", "plugins"])
+
+
+@WITH_AND_WITHOUT_PLUGINS
 @pytest.mark.parametrize("raised", ["KeyboardInterrupt()", "asyncio.CancelledError()"])
 @pytest.mark.parametrize("kind", ["def", "async def"])
 def test_keyboard_interrupt_and_cancelled_error_raised_by_the_function_are_failures(
-        make_client, raised, kind):
-    client = make_client(f"import asyncio\n{kind} main(ctx, data):\n    raise {raised}\n", "main")
+        serve, raised, kind, plugins):
+    client = serve(f"import asyncio\n{kind} main(request):\n    raise {raised}\n", plugins, plugins)
     invocation = _run(client, HTTP)
     expected = KeyboardInterrupt if raised.startswith("Keyboard") else asyncio.CancelledError
     assert isinstance(invocation.error, expected) and invocation.status_code == 500
+    assert invocation.state.get("order", []) == (["pre:first", "post:first:500"] if plugins else [])
 
 
-def test_cancelling_the_invocation_still_cancels_it(make_client):
-    client = make_client("import asyncio\nasync def main(ctx, data):\n    await asyncio.sleep(10)\n",
-                         "main")
+@WITH_AND_WITHOUT_PLUGINS
+@pytest.mark.parametrize("kind", ["def", "async def"])
+def test_a_return_value_that_makes_no_response_is_a_failure(serve, kind, plugins):
+    client = serve(f"{kind} main(request):\n    return object()\n", plugins, plugins)
+    invocation = _run(client, HTTP)
+    assert type(invocation.error).__name__ == "ReturnValueError"
+    assert invocation.status_code == 500 and invocation.response is None
+    assert invocation.state.get("order", []) == (["pre:first", "post:first:500"] if plugins else [])
+
+
+@WITH_AND_WITHOUT_PLUGINS
+def test_cancelling_the_invocation_still_cancels_it(serve, plugins):
+    client = serve("import asyncio\nasync def main(request):\n    await asyncio.sleep(10)\n",
+                   plugins, plugins)
     invocation = Invocation(client.function.config, HTTP, request_id="r")
 
     async def cancel_it():
@@ -190,6 +208,8 @@ def test_cancelling_the_invocation_still_cancels_it(make_client):
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(cancel_it())
     assert invocation.error is None
+    # the invocation ends where it was cancelled: no post hook runs
+    assert invocation.state.get("order", []) == (["pre:first"] if plugins else [])
 
 
 def test_bad_request_in_a_dapr_event_is_a_failure(make_client):

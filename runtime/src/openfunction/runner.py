@@ -26,13 +26,13 @@ import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Coroutine, Mapping
+from typing import Any, Awaitable, Callable, Coroutine, Mapping
 
 from openfunction.context import Context, Services
 from openfunction.errors import ConfigError
 from openfunction.invocation import HTTP, Invocation
 from openfunction.loader import LoadedFunction, user_traceback
-from openfunction.plugins.pipeline import Pipeline
+from openfunction.plugins.pipeline import CALL_ERRORS, Pipeline
 from openfunction.request import BadRequest
 from openfunction.responses import bad_request, to_response
 from openfunction.signature import SignatureType
@@ -85,45 +85,62 @@ class FunctionRunner:
     def run(self, invocation: Invocation) -> Coroutine[Any, Any, None]:
         """The coroutine that runs the function, with its plugins, for `invocation`; it
         never raises for user errors. A plain method, so that the runner adds no coroutine
-        of its own to each invocation: the pipeline's (or the function call's) is it."""
+        of its own to each invocation: the pipeline's (or `_call`'s) is it, and awaits the
+        function itself (the runner is its `FunctionCall`)."""
         if self._signature is SignatureType.OPENFUNCTION:
             invocation.context = Context(invocation, self.services)
         if not self._plugins:
             return self._call(invocation)
-        return self.pipeline.run(invocation, self._call)
+        return self.pipeline.run(invocation, self)
 
     async def _call(self, invocation: Invocation) -> None:
+        """`run` without plugins: the pipeline's steps around the function, alone."""
+        try:
+            waiting = self.start(invocation)
+            if waiting is not None:
+                self.finish(invocation, await waiting)
+        except CALL_ERRORS as exc:
+            self.fail(invocation, exc)
+
+    def start(self, invocation: Invocation) -> "Awaitable[Any] | None":
+        """Call the function: its coroutine (`async def`) or the future of its call in a
+        worker thread (`def`); None for an invocation whose input was rejected (answered
+        400 here, without calling the function)."""
         if invocation.rejected is not None:
             self._bad_request(invocation, invocation.rejected)
-            return
-        try:
-            args: tuple[Any, ...]
-            if self._signature is SignatureType.OPENFUNCTION:
-                args = (invocation.context, invocation.data)
-            elif self._signature is SignatureType.CLOUDEVENT:
-                args = (invocation.event,)
-            else:
-                args = (invocation.request,)
-            if self._is_async:
-                result = await self._func(*args)  # type: ignore[misc]
-            else:
-                result = await self._in_thread(*args)
-            invocation.result = result
+            return None
+        args: tuple[Any, ...]
+        if self._signature is SignatureType.OPENFUNCTION:
+            args = (invocation.context, invocation.data)
+        elif self._signature is SignatureType.CLOUDEVENT:
+            args = (invocation.event,)
+        else:
+            args = (invocation.request,)
+        if self._is_async:
+            return self._func(*args)  # type: ignore[return-value]  # an `async def`: a coroutine
+        return self._in_thread(*args)
+
+    def finish(self, invocation: Invocation, result: Any) -> None:
+        """The function returned `result`: for a request, the response made of it (a
+        return value that makes none raises, and goes to `fail`)."""
+        invocation.result = result
+        if invocation.trigger == HTTP or invocation.request is not None:
+            response = to_response(result, empty_status=200)
+            invocation.response = response
+            invocation.status_code = response.status_code
+
+    def fail(self, invocation: Invocation, error: BaseException) -> None:
+        """The function raised `error` (one of `CALL_ERRORS`). A `CancelledError` is raised
+        again when the server is cancelling the invocation (shutdown, or daprd gave up)."""
+        if isinstance(error, BadRequest):
             if invocation.trigger == HTTP or invocation.request is not None:
-                response = to_response(result, empty_status=200)
-                invocation.response = response
-                invocation.status_code = response.status_code
-        except BadRequest as exc:
-            if invocation.trigger == HTTP or invocation.request is not None:
-                self._bad_request(invocation, exc)
+                self._bad_request(invocation, error)
             else:  # a Dapr event: no client to answer, a failure like any other
-                self._failed(invocation, exc)
-        except asyncio.CancelledError as exc:
-            if being_cancelled(asyncio.current_task()):
-                raise  # the server cancelled this invocation (shutdown, or daprd gave up)
-            self._failed(invocation, exc)  # raised by the function's own code: its failure
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - user code
-            self._failed(invocation, exc)
+                self._failed(invocation, error)
+        elif isinstance(error, asyncio.CancelledError) and being_cancelled(asyncio.current_task()):
+            raise error
+        else:  # a CancelledError raised by the function's own code is its failure
+            self._failed(invocation, error)
 
     def _failed(self, invocation: Invocation, error: BaseException) -> None:
         """The function raised: recorded for the post hooks and the answer, and logged."""

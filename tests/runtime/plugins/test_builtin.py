@@ -5,6 +5,7 @@ from openfunction.config import FunctionConfig
 from openfunction.invocation import HTTP, Invocation
 from openfunction.plugins import Pipeline
 from openfunction.plugins.builtin import InvocationCounter, InvocationLogger
+from support.calls import CallOf
 
 
 def invoke(pipeline, fail=False):
@@ -15,7 +16,7 @@ def invoke(pipeline, fail=False):
         if fail:
             i.error = RuntimeError("x")
 
-    asyncio.run(pipeline.run(inv, call))
+    asyncio.run(pipeline.run(inv, CallOf(call)))
     return inv
 
 
@@ -49,7 +50,7 @@ def test_logger_times_the_function_and_serves_every_invocation(caplog):
         await asyncio.sleep(0.05)
 
     with caplog.at_level(logging.INFO, logger="openfunction.invocations"):
-        asyncio.run(pipeline.run(inv, slow))
+        asyncio.run(pipeline.run(inv, CallOf(slow)))
     duration = float(caplog.records[-1].getMessage().split("duration_ms=")[1].split()[0])
     assert 50 <= duration < 5000
     assert "logger.started" not in inv.state
@@ -63,7 +64,7 @@ def test_logger_listed_only_after_times_from_the_start_of_the_invocation(caplog)
         await asyncio.sleep(0.05)
 
     with caplog.at_level(logging.INFO, logger="openfunction.invocations"):
-        asyncio.run(Pipeline([], [logger]).run(inv, slow))
+        asyncio.run(Pipeline([], [logger]).run(inv, CallOf(slow)))
     duration = float(caplog.records[-1].getMessage().split("duration_ms=")[1].split()[0])
     assert 50 <= duration < 5000
 

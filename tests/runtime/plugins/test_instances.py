@@ -8,6 +8,7 @@ from openfunction.invocation import HTTP, Invocation
 from openfunction.plugins import Pipeline, Plugin
 from openfunction.plugins.builtin import InvocationCounter, InvocationLogger
 from openfunction.plugins.instances import needs_own_instance
+from support.calls import CallOf
 
 
 class Noop(Plugin):
@@ -120,7 +121,7 @@ def test_pipeline_shares_only_what_is_safe():
     async def call(inv):
         return None
 
-    asyncio.run(pipeline.run(inv, call))
+    asyncio.run(pipeline.run(inv, CallOf(call)))
     assert inv.plugins["noop"] is noop
     assert inv.plugins["sets"] is not sets and inv.plugins["sets"].started == 1
     assert not hasattr(sets, "started")
@@ -166,12 +167,12 @@ def test_a_shared_plugin_that_writes_gets_own_instances_from_then_on(caplog, cls
     async def main():
         first = Invocation(FunctionConfig(), HTTP, request_id="first")
         with caplog.at_level(logging.WARNING, logger="openfunction.plugins"):
-            await pipeline.run(first, call)
+            await pipeline.run(first, CallOf(call))
         assert first.state["last"] == "first"  # the write went through
         assert pipeline.shared == ()
         assert not pipeline.simple
         later = [Invocation(FunctionConfig(), HTTP, request_id=str(i)) for i in range(50)]
-        await asyncio.gather(*(pipeline.run(inv, call) for inv in later))
+        await asyncio.gather(*(pipeline.run(inv, CallOf(call)) for inv in later))
         return later
 
     later = asyncio.run(main())

@@ -8,6 +8,7 @@ from openfunction.config import FunctionConfig
 from openfunction.errors import PluginError
 from openfunction.invocation import HTTP, Invocation
 from openfunction.plugins import Pipeline, Plugin, PreHookFailed
+from support.calls import CallOf
 
 
 class Recorder(Plugin):
@@ -59,7 +60,7 @@ def run(pipeline, fail=False, log=None):
             inv.error = ValueError("boom")
             inv.status_code = 500
 
-    asyncio.run(pipeline.run(invocation, call))
+    asyncio.run(pipeline.run(invocation, CallOf(call)))
     return invocation
 
 
@@ -139,7 +140,7 @@ def test_timeout_of_sync_hook(caplog):
             log.append("function")
 
         started = time.perf_counter()
-        await Pipeline([slow], []).run(inv, call)
+        await Pipeline([slow], []).run(inv, CallOf(call))
         return time.perf_counter() - started
 
     elapsed = asyncio.run(main())
@@ -173,7 +174,7 @@ def test_state_is_per_invocation_under_concurrency():
         async def call(inv):
             await asyncio.sleep(0.001)
 
-        await asyncio.gather(*(pipeline.run(inv, call) for inv in invocations))
+        await asyncio.gather(*(pipeline.run(inv, CallOf(call)) for inv in invocations))
         return invocations
 
     for inv in asyncio.run(main()):

@@ -14,7 +14,9 @@ import logging
 import math
 import time
 import types
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Optional, Sequence
+from typing import (
+    TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Optional, Protocol, Sequence,
+)
 
 from openfunction.errors import PluginError
 from openfunction.plugins.base import Plugin
@@ -26,12 +28,36 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("openfunction.plugins")
 
-Call = Callable[["Invocation"], Awaitable[None]]
 HookResult = Optional[Awaitable[None]]
 HookFunction = Callable[[Plugin, "Invocation", "PluginSet"], HookResult]
 """A plugin class's `exec_pre_hook` or `exec_post_hook`."""
 BoundHook = Callable[["Invocation", "PluginSet"], HookResult]
 """The same, bound to a shared instance."""
+
+
+class FunctionCall(Protocol):
+    """The function between the pre and post hooks (`FunctionRunner` is one), in three
+    steps, so that the pipeline's coroutine awaits the function itself: no coroutine of the
+    runner's sits between them (one fewer per invocation shows in throughput).
+
+    `run` calls `start`, awaits what it returns (if anything) and gives the value to
+    `finish`; one of `CALL_ERRORS` raised meanwhile goes to `fail`, which records it on the
+    invocation or raises it again to end the invocation there."""
+
+    def start(self, invocation: "Invocation") -> Awaitable[Any] | None:
+        """Call the function: what to await for its return value, or None when there is
+        nothing to await (the invocation is already answered)."""
+
+    def finish(self, invocation: "Invocation", result: Any) -> None:
+        """Record the function's return value on the invocation."""
+
+    def fail(self, invocation: "Invocation", error: BaseException) -> None:
+        """Record that the function (or `start` or `finish`) raised `error`."""
+
+
+CALL_ERRORS = (Exception, SystemExit, KeyboardInterrupt, asyncio.CancelledError)
+"""What a `FunctionCall` hands to its `fail`: anything the function's own code may raise,
+but not `GeneratorExit` (the coroutine being closed)."""
 
 
 class PreHookFailed(Exception):
@@ -143,7 +169,7 @@ class Pipeline:
         self._post = [_Hook(p, "post").step() for p in post if _defines(p, "exec_post_hook")]
         self._hooks = {(step[0], step[2].phase): step[2] for step in [*self._pre, *self._post]}
         self._bound = self._bind()
-        self.run: Callable[["Invocation", Call], Coroutine[Any, Any, None]] = (
+        self.run: Callable[["Invocation", FunctionCall], Coroutine[Any, Any, None]] = (
             self._run_shared if self.simple else self._run_general)
         self.pre_names = tuple(p.name for p in pre)
         self.post_names = tuple(p.name for p in post)
@@ -189,7 +215,7 @@ class Pipeline:
         # its post hooks with the same instances
         self.run = self._run_general
 
-    async def _run_shared(self, invocation: "Invocation", call: Call) -> None:
+    async def _run_shared(self, invocation: "Invocation", call: FunctionCall) -> None:
         """Every plugin is shared and no hook has a timeout: the hooks are called in this
         one coroutine, each awaited only when it returns an awaitable."""
         if self._copied:  # a plugin asked for its own instances since this run was chosen
@@ -207,7 +233,12 @@ class Pipeline:
                 if not self._hook_failed(hook, "pre", invocation, exc):
                     break
         else:
-            await call(invocation)
+            try:
+                waiting = call.start(invocation)
+                if waiting is not None:
+                    call.finish(invocation, await waiting)
+            except CALL_ERRORS as exc:
+                call.fail(invocation, exc)
         invocation.ended_at = time.time()
         for hook in post:
             try:
@@ -230,7 +261,7 @@ class Pipeline:
             return False
         return True
 
-    async def _run_general(self, invocation: "Invocation", call: Call) -> None:
+    async def _run_general(self, invocation: "Invocation", call: FunctionCall) -> None:
         """Any plugin with its own instance per invocation, or a hook with a timeout."""
         if self._copied:
             instances = self._shared.copy()
@@ -257,7 +288,12 @@ class Pipeline:
                 invocation.status_code = 500
                 break
         else:
-            await call(invocation)
+            try:
+                waiting = call.start(invocation)
+                if waiting is not None:
+                    call.finish(invocation, await waiting)
+            except CALL_ERRORS as exc:
+                call.fail(invocation, exc)
         invocation.ended_at = time.time()
         for name, function, hook in self._post:
             if function is not None:
