@@ -32,7 +32,7 @@ from openfunction.context import Context, Services
 from openfunction.errors import ConfigError
 from openfunction.invocation import HTTP, Invocation
 from openfunction.loader import LoadedFunction, user_traceback
-from openfunction.plugins.pipeline import CALL_ERRORS, Pipeline
+from openfunction.plugins.pipeline import Pipeline, run_call
 from openfunction.request import BadRequest
 from openfunction.responses import bad_request, to_response
 from openfunction.signature import SignatureType
@@ -85,22 +85,13 @@ class FunctionRunner:
     def run(self, invocation: Invocation) -> Coroutine[Any, Any, None]:
         """The coroutine that runs the function, with its plugins, for `invocation`; it
         never raises for user errors. A plain method, so that the runner adds no coroutine
-        of its own to each invocation: the pipeline's (or `_call`'s) is it, and awaits the
-        function itself (the runner is its `FunctionCall`)."""
+        of its own to each invocation: the pipeline's (or `run_call`'s) is it, and awaits
+        the function itself (the runner is its `FunctionCall`)."""
         if self._signature is SignatureType.OPENFUNCTION:
             invocation.context = Context(invocation, self.services)
         if not self._plugins:
-            return self._call(invocation)
+            return run_call(self, invocation)
         return self.pipeline.run(invocation, self)
-
-    async def _call(self, invocation: Invocation) -> None:
-        """`run` without plugins: the pipeline's steps around the function, alone."""
-        try:
-            waiting = self.start(invocation)
-            if waiting is not None:
-                self.finish(invocation, await waiting)
-        except CALL_ERRORS as exc:
-            self.fail(invocation, exc)
 
     def start(self, invocation: Invocation) -> "Awaitable[Any] | None":
         """Call the function: its coroutine (`async def`) or the future of its call in a
@@ -130,8 +121,9 @@ class FunctionRunner:
             invocation.status_code = response.status_code
 
     def fail(self, invocation: Invocation, error: BaseException) -> None:
-        """The function raised `error` (one of `CALL_ERRORS`). A `CancelledError` is raised
-        again when the server is cancelling the invocation (shutdown, or daprd gave up)."""
+        """The function raised `error` (one of the pipeline's `CALL_ERRORS`). A
+        `CancelledError` is raised again when the server is cancelling the invocation
+        (shutdown, or daprd gave up)."""
         if isinstance(error, BadRequest):
             if invocation.trigger == HTTP or invocation.request is not None:
                 self._bad_request(invocation, error)

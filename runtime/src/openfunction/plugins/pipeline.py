@@ -60,6 +60,17 @@ CALL_ERRORS = (Exception, SystemExit, KeyboardInterrupt, asyncio.CancelledError)
 but not `GeneratorExit` (the coroutine being closed)."""
 
 
+async def run_call(call: FunctionCall, invocation: "Invocation") -> None:
+    """`call`'s three steps in one coroutine: the function alone, or between hooks.
+    (`Pipeline._run_shared` writes them out itself, to stay one coroutine with its hooks.)"""
+    try:
+        waiting = call.start(invocation)
+        if waiting is not None:
+            call.finish(invocation, await waiting)
+    except CALL_ERRORS as exc:
+        call.fail(invocation, exc)
+
+
 class PreHookFailed(Exception):
     """A required plugin's pre hook failed, so the function was not run."""
 
@@ -232,7 +243,7 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - hooks never take the process down
                 if not self._hook_failed(hook, "pre", invocation, exc):
                     break
-        else:
+        else:  # `run_call`, written out: no coroutine between the hooks and the function
             try:
                 waiting = call.start(invocation)
                 if waiting is not None:
@@ -288,12 +299,7 @@ class Pipeline:
                 invocation.status_code = 500
                 break
         else:
-            try:
-                waiting = call.start(invocation)
-                if waiting is not None:
-                    call.finish(invocation, await waiting)
-            except CALL_ERRORS as exc:
-                call.fail(invocation, exc)
+            await run_call(call, invocation)
         invocation.ended_at = time.time()
         for name, function, hook in self._post:
             if function is not None:
